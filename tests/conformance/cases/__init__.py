@@ -1,0 +1,14 @@
+"""All conformance cases, in a stable order (ids are unique across modules)."""
+
+from tests.conformance.cases import inputs, kv, txn
+from tests.conformance.harness import Case, Registry
+
+
+def _collect() -> list[Case]:
+    reg = Registry()
+    for module in (kv, txn, inputs):
+        module.register(reg)
+    return reg.cases
+
+
+ALL_CASES: list[Case] = _collect()
