@@ -1,0 +1,3 @@
+from app.benchmark.cli import main
+
+main()
