@@ -153,7 +153,15 @@ class Target:
                                    headers=headers)
 
     def reset(self) -> int:
-        """Delete every key; the revision after that is the case's baseline."""
+        """Revoke every lease and delete every key; the revision after that is the case's baseline.
+
+        Leases go too, so a case may grant its fixed lease ID again when the servers are reused.
+        A server without the leases listing is not failed here: its lease cases will show it.
+        """
+        listing = self.client.post(f"{self.url}/v3/lease/leases", content=b"{}")
+        if listing.status_code == 200:
+            for lease in listing.json().get("leases", []):
+                self.client.post(f"{self.url}/v3/lease/revoke", json={"ID": lease["ID"]})
         resp = self.client.post(f"{self.url}/v3/kv/deleterange", json=WHOLE_KEYSPACE)
         resp.raise_for_status()
         return int(resp.json()["header"]["revision"])
