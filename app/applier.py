@@ -1,0 +1,70 @@
+"""Applies committed log entries to MVCC, in order, each in one write batch with its index.
+
+The result of an entry (or the error it failed with) goes back to whoever waits on its request id; an
+entry at or below the store's applied index was applied before a crash and is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from app import commands
+from storage import txn as txn_eval
+from storage.errors import LeaseNotFoundError
+from storage.kv_types import (
+    CompactionRequest,
+    CompactionResult,
+    DeleteRangeRequest,
+    Event,
+    PutRequest,
+    TxnRequest,
+)
+from storage.mvcc import MVCCStore
+from storage.write_txn import WriteTxn
+
+EventSink = Callable[[list[Event], int], None]
+
+
+class Applier:
+    def __init__(self, store: MVCCStore, on_events: EventSink | None = None) -> None:
+        self.store = store
+        self.on_events = on_events
+        self.compactions_scheduled = 0
+
+    def apply(self, index: int, data: bytes) -> tuple[int, Any]:
+        """Apply one entry; returns (request id, result or the exception the request failed with)."""
+        request_id, cmd = commands.decode(data)
+        if index <= self.store.applied_index:
+            return request_id, None
+        try:
+            return request_id, self._execute(index, cmd)
+        except Exception as exc:  # noqa: BLE001 - the waiting request reports it; the entry is consumed
+            self.store.record_applied(index)
+            return request_id, exc
+
+    def apply_noop(self, index: int) -> None:
+        if index > self.store.applied_index:
+            self.store.record_applied(index)
+
+    def _execute(self, index: int, cmd: commands.Command) -> Any:
+        store = self.store
+        if isinstance(cmd, CompactionRequest):
+            store.schedule_compaction(cmd.revision, index)
+            self.compactions_scheduled += 1
+            return CompactionResult(store.current_revision)
+        txn = WriteTxn(store, index)
+        if isinstance(cmd, PutRequest):
+            if cmd.lease and not store.lease_exists(cmd.lease):
+                raise LeaseNotFoundError()
+            result: Any = txn_eval.apply_put(txn, cmd)
+        elif isinstance(cmd, DeleteRangeRequest):
+            result = txn_eval.apply_delete(txn, cmd)
+        elif isinstance(cmd, TxnRequest):
+            result = txn_eval.apply_txn(txn, cmd, store.lease_exists)
+        else:
+            raise TypeError(f"unknown command {cmd!r}")
+        events = txn.end()
+        if events and self.on_events is not None:
+            self.on_events(events, store.current_revision)
+        return result

@@ -1,0 +1,158 @@
+"""The one configuration object, from etcd's flag names or an etcd-style YAML config file.
+
+Flags follow Go's flag package as etcd uses it: `-flag value`, `--flag value`, `--flag=value`, bare
+boolean flags; an unknown flag is refused with Go's message. With `--config-file`, the YAML file (same
+keys as the flags) is the whole configuration and other flags are ignored, as in etcd.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+
+class ConfigError(Exception):
+    """The command line or config file is not acceptable; the message says why."""
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    data_dir: str = ""
+    listen_client_urls: list[str] = field(default_factory=lambda: ["http://localhost:2379"])
+    advertise_client_urls: list[str] = field(default_factory=lambda: ["http://localhost:2379"])
+    listen_peer_urls: list[str] = field(default_factory=lambda: ["http://localhost:2380"])
+    initial_advertise_peer_urls: list[str] = field(default_factory=lambda: ["http://localhost:2380"])
+    initial_cluster: str = ""
+    initial_cluster_state: str = "new"
+    initial_cluster_token: str = "etcd-cluster"
+    heartbeat_interval: int = 100
+    election_timeout: int = 1000
+    snapshot_count: int = 100000
+    max_request_bytes: int = 1572864
+    max_txn_ops: int = 128
+    quota_backend_bytes: int = 0
+    auto_compaction_mode: str = "periodic"
+    auto_compaction_retention: str = "0"
+    experimental_watch_progress_notify_interval: str = "10m"
+    log_level: str = "info"
+    config_file: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.data_dir:
+            self.data_dir = f"{self.name}.etcdpy"
+
+    @property
+    def cluster_members(self) -> dict[str, list[str]]:
+        """--initial-cluster as {name: [peer URLs]}; a lone member names itself by default."""
+        if not self.initial_cluster:
+            return {self.name: list(self.initial_advertise_peer_urls)}
+        members: dict[str, list[str]] = {}
+        for part in self.initial_cluster.split(","):
+            name, sep, url = part.strip().partition("=")
+            if not sep or not url:
+                raise ConfigError(f"invalid value {self.initial_cluster!r} for flag -initial-cluster")
+            members.setdefault(name, []).append(url)
+        return members
+
+    def validate(self) -> None:
+        for url in [*self.listen_client_urls, *self.advertise_client_urls, *self.listen_peer_urls,
+                    *self.initial_advertise_peer_urls]:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"invalid URL {url!r}: expected http(s)://host:port")
+        if self.initial_cluster_state not in ("new", "existing"):
+            raise ConfigError(
+                f"unexpected initial-cluster-state {self.initial_cluster_state!r}; want 'new' or 'existing'"
+            )
+        mine = self.cluster_members.get(self.name)
+        if mine is None:
+            raise ConfigError(
+                f"couldn't find local name {self.name!r} in the initial cluster configuration"
+            )
+        if sorted(mine) != sorted(self.initial_advertise_peer_urls):
+            raise ConfigError(
+                "--initial-cluster has "
+                f"{self.name}={','.join(mine)} but missing from --initial-advertise-peer-urls="
+                f"{','.join(self.initial_advertise_peer_urls)}"
+            )
+        if self.max_txn_ops <= 0 or self.max_request_bytes <= 0:
+            raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
+
+
+_URL_LISTS = {
+    "listen_client_urls", "advertise_client_urls", "listen_peer_urls", "initial_advertise_peer_urls",
+}
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _flag(attr: str) -> str:
+    return attr.replace("_", "-")
+
+
+FLAGS = {_flag(name) for name in _FIELDS}
+
+
+def _convert(attr: str, raw: Any) -> Any:
+    kind = _FIELDS[attr].type
+    if attr in _URL_LISTS:
+        if isinstance(raw, list):
+            return [str(u) for u in raw]
+        return [u.strip() for u in str(raw).split(",") if u.strip()]
+    if kind == "int":
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f'invalid value "{raw}" for flag -{_flag(attr)}: parse error') from None
+    return str(raw)
+
+
+def parse_args(argv: list[str]) -> Config:
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise ConfigError(f"'{arg}' is not a valid flag")
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if name not in FLAGS:
+            raise ConfigError(f"flag provided but not defined: -{name}")
+        if not has_value:
+            if i >= len(argv):
+                raise ConfigError(f"flag needs an argument: -{name}")
+            value = argv[i]
+            i += 1
+        values[name.replace("-", "_")] = _convert(name.replace("-", "_"), value)
+    if values.get("config_file"):
+        return load_file(values["config_file"])
+    cfg = Config(**values)
+    cfg.validate()
+    return cfg
+
+
+def load_file(path: str) -> Config:
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of etcd flag names")
+    values: dict[str, Any] = {}
+    for key, raw in doc.items():
+        if key not in FLAGS:
+            raise ConfigError(f"config file {path}: unknown key {key!r}")
+        if raw is None:
+            continue
+        values[key.replace("-", "_")] = _convert(key.replace("-", "_"), raw)
+    values["config_file"] = path
+    cfg = Config(**values)
+    cfg.validate()
+    return cfg

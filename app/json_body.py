@@ -1,0 +1,225 @@
+"""Reading a request body as etcd's gateway does, with Go's encoding/json error texts.
+
+The gateway decodes the first JSON value of the body and ignores anything after it; an empty body
+means "all defaults". Clients see Go's messages (`unexpected EOF`, `invalid character 'k' looking for
+beginning of object key string`), so malformed input is diagnosed by a small scanner that follows Go's
+scanner states. Well-formed bodies take the fast path through orjson.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+class JsonSyntaxError(Exception):
+    """The body is not JSON; the message is Go's."""
+
+
+class FloatText(str):
+    """A JSON number that is not an integer, kept as its source text (Go quotes it in errors)."""
+
+
+_WS = b" \t\r\n"
+
+
+def parse_body(body: bytes) -> Any:
+    """The first JSON value of `body` (None for an empty body), or JsonSyntaxError with Go's text."""
+    try:
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        pass
+    return parse_exact(body)
+
+
+def parse_exact(body: bytes) -> Any:
+    """Slow path: the first value only, ints of any size exact, non-integers as FloatText."""
+    if not body.strip(_WS):
+        return None
+    end = scan_value(body)
+    return json.loads(body[:end], parse_float=FloatText)
+
+
+def parse_number_text(text: bytes) -> Any:
+    """Parse a whole buffer as one JSON value, as Go's json.Unmarshal does (trailing data is an error).
+
+    jsonpb decodes an int64 given as a string by unmarshalling the string's contents, so `"abc"` and
+    `"0x10"` fail with these scanner messages.
+    """
+    end = scan_value(text)
+    rest = text[end:].lstrip(_WS)
+    if rest:
+        raise JsonSyntaxError(f"invalid character {quote_char(rest[0])} after top-level value")
+    return json.loads(text, parse_float=FloatText)
+
+
+def quote_char(c: int) -> str:
+    """Go's scanner quoteChar: a byte shown as a quoted rune."""
+    if c == ord("'"):
+        return "'\\''"
+    if c == ord('"'):
+        return "'\"'"
+    ch = chr(c)
+    if ch.isprintable():
+        return f"'{ch}'"
+    return "'" + json.dumps(ch)[1:-1].replace("\\u00", "\\x") + "'"
+
+
+def scan_value(data: bytes) -> int:
+    """Return the end offset of the first JSON value in `data`, or raise Go's syntax error."""
+    return _Scanner(data).value_end()
+
+
+class _Scanner:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def _skip_ws(self) -> None:
+        data, n = self.data, len(self.data)
+        while self.pos < n and data[self.pos] in _WS:
+            self.pos += 1
+
+    def _peek(self) -> int:
+        if self.pos >= len(self.data):
+            raise JsonSyntaxError("unexpected EOF")
+        return self.data[self.pos]
+
+    def _fail(self, context: str) -> JsonSyntaxError:
+        return JsonSyntaxError(f"invalid character {quote_char(self.data[self.pos])} {context}")
+
+    def value_end(self) -> int:
+        self._skip_ws()
+        self._value()
+        return self.pos
+
+    def _value(self) -> None:
+        c = self._peek()
+        if c == ord("{"):
+            self._object()
+        elif c == ord("["):
+            self._array()
+        elif c == ord('"'):
+            self._string()
+        elif c == ord("-") or ord("0") <= c <= ord("9"):
+            self._number()
+        elif c in b"tfn":
+            self._literal()
+        else:
+            raise self._fail("looking for beginning of value")
+
+    def _object(self) -> None:
+        self.pos += 1
+        self._skip_ws()
+        if self._peek() == ord("}"):
+            self.pos += 1
+            return
+        while True:
+            self._skip_ws()
+            if self._peek() != ord('"'):
+                raise self._fail("looking for beginning of object key string")
+            self._string()
+            self._skip_ws()
+            if self._peek() != ord(":"):
+                raise self._fail("after object key")
+            self.pos += 1
+            self._skip_ws()
+            self._value()
+            self._skip_ws()
+            c = self._peek()
+            if c == ord(","):
+                self.pos += 1
+                continue
+            if c == ord("}"):
+                self.pos += 1
+                return
+            raise self._fail("after object key:value pair")
+
+    def _array(self) -> None:
+        self.pos += 1
+        self._skip_ws()
+        if self._peek() == ord("]"):
+            self.pos += 1
+            return
+        while True:
+            self._skip_ws()
+            self._value()
+            self._skip_ws()
+            c = self._peek()
+            if c == ord(","):
+                self.pos += 1
+                continue
+            if c == ord("]"):
+                self.pos += 1
+                return
+            raise self._fail("after array element")
+
+    def _string(self) -> None:
+        self.pos += 1
+        while True:
+            c = self._peek()
+            if c == ord('"'):
+                self.pos += 1
+                return
+            if c == ord("\\"):
+                self.pos += 1
+                e = self._peek()
+                if e == ord("u"):
+                    self.pos += 1
+                    for _ in range(4):
+                        h = self._peek()
+                        if chr(h) not in "0123456789abcdefABCDEF":
+                            raise self._fail("in \\u hexadecimal character escape")
+                        self.pos += 1
+                    continue
+                if e not in b'"\\/bfnrt':
+                    raise self._fail("in string escape code")
+                self.pos += 1
+                continue
+            if c < 0x20:
+                raise self._fail("in string literal")
+            self.pos += 1
+
+    def _number(self) -> None:
+        if self._peek() == ord("-"):
+            self.pos += 1
+            c = self._peek()
+            if not ord("0") <= c <= ord("9"):
+                raise self._fail("in numeric literal")
+        if self._peek() == ord("0"):
+            self.pos += 1
+        else:
+            self._digits()
+        if self._at(b"."):
+            self.pos += 1
+            if not self._at_digit():
+                self._peek()
+                raise self._fail("after decimal point in numeric literal")
+            self._digits()
+        if self._at(b"eE"):
+            self.pos += 1
+            if self._at(b"+-"):
+                self.pos += 1
+            if not self._at_digit():
+                self._peek()
+                raise self._fail("in exponent of numeric literal")
+            self._digits()
+
+    def _at(self, chars: bytes) -> bool:
+        return self.pos < len(self.data) and self.data[self.pos] in chars
+
+    def _at_digit(self) -> bool:
+        return self.pos < len(self.data) and ord("0") <= self.data[self.pos] <= ord("9")
+
+    def _digits(self) -> None:
+        while self._at_digit():
+            self.pos += 1
+
+    def _literal(self) -> None:
+        word = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}[self.data[self.pos]]
+        for expected in word:
+            if self._peek() != expected:
+                raise self._fail(f"in literal {word.decode()} (expecting {quote_char(expected)})")
+            self.pos += 1

@@ -1,0 +1,193 @@
+"""The etcdserverpb messages the gateway speaks, declared once.
+
+Field order is proto declaration order (which is also the wire order of responses), numbers are the proto
+field numbers (used to size a request as etcd does before it checks --max-request-bytes), and kinds
+drive request decoding and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCALARS = ("bytes", "int64", "uint64", "int32", "uint32", "bool", "string")
+
+
+def lower_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    number: int
+    kind: str  # a scalar kind, or the name of an enum or a message
+    repeated: bool = False
+    oneof: str = ""
+    doc: str = ""
+
+    @property
+    def json_name(self) -> str:
+        return lower_camel(self.name)
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.kind in SCALARS
+
+    @property
+    def is_enum(self) -> bool:
+        return self.kind in ENUMS
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind in MESSAGES
+
+
+@dataclass(frozen=True, slots=True)
+class Enum:
+    go_name: str  # as Go's jsonpb names it in "unknown value" errors
+    values: dict[str, int]
+
+    def name_of(self, number: int) -> str | None:
+        for name, value in self.values.items():
+            if value == number:
+                return name
+        return None
+
+
+ENUMS: dict[str, Enum] = {
+    "SortOrder": Enum("etcdserverpb.RangeRequest_SortOrder", {"NONE": 0, "ASCEND": 1, "DESCEND": 2}),
+    "SortTarget": Enum(
+        "etcdserverpb.RangeRequest_SortTarget", {"KEY": 0, "VERSION": 1, "CREATE": 2, "MOD": 3, "VALUE": 4}
+    ),
+    "CompareResult": Enum(
+        "etcdserverpb.Compare_CompareResult", {"EQUAL": 0, "GREATER": 1, "LESS": 2, "NOT_EQUAL": 3}
+    ),
+    "CompareTarget": Enum(
+        "etcdserverpb.Compare_CompareTarget", {"VERSION": 0, "CREATE": 1, "MOD": 2, "VALUE": 3, "LEASE": 4}
+    ),
+    "EventType": Enum("mvccpb.Event_EventType", {"PUT": 0, "DELETE": 1}),
+}
+
+
+def F(name: str, number: int, kind: str, repeated: bool = False, oneof: str = "", doc: str = "") -> Field:
+    return Field(name, number, kind, repeated, oneof, doc)
+
+
+MESSAGES: dict[str, list[Field]] = {
+    "RangeRequest": [
+        F("key", 1, "bytes", doc="First key of the range; the only key when range_end is empty."),
+        F("range_end", 2, "bytes", doc="Exclusive end; `AA==` (a zero byte) means every key >= key."),
+        F("limit", 3, "int64", doc="Maximum number of keys returned; 0 means no limit."),
+        F("revision", 4, "int64", doc="Read as of this revision; 0 or less means the current revision."),
+        F("sort_order", 5, "SortOrder"),
+        F("sort_target", 6, "SortTarget"),
+        F("serializable", 7, "bool", doc="Answer from this member's state without a quorum round."),
+        F("keys_only", 8, "bool"),
+        F("count_only", 9, "bool"),
+        F("min_mod_revision", 10, "int64"),
+        F("max_mod_revision", 11, "int64"),
+        F("min_create_revision", 12, "int64"),
+        F("max_create_revision", 13, "int64"),
+    ],
+    "PutRequest": [
+        F("key", 1, "bytes"),
+        F("value", 2, "bytes"),
+        F("lease", 3, "int64", doc="Lease to attach the key to; 0 for none."),
+        F("prev_kv", 4, "bool", doc="Return the key-value pair as it was before this put."),
+        F("ignore_value", 5, "bool", doc="Keep the current value; only the lease changes."),
+        F("ignore_lease", 6, "bool", doc="Keep the current lease; only the value changes."),
+    ],
+    "DeleteRangeRequest": [
+        F("key", 1, "bytes"),
+        F("range_end", 2, "bytes"),
+        F("prev_kv", 3, "bool"),
+    ],
+    "RequestOp": [
+        F("request_range", 1, "RangeRequest", oneof="request"),
+        F("request_put", 2, "PutRequest", oneof="request"),
+        F("request_delete_range", 3, "DeleteRangeRequest", oneof="request"),
+        F("request_txn", 4, "TxnRequest", oneof="request"),
+    ],
+    "Compare": [
+        F("result", 1, "CompareResult"),
+        F("target", 2, "CompareTarget"),
+        F("key", 3, "bytes"),
+        F("version", 4, "int64", oneof="target_union"),
+        F("create_revision", 5, "int64", oneof="target_union"),
+        F("mod_revision", 6, "int64", oneof="target_union"),
+        F("value", 7, "bytes", oneof="target_union"),
+        F("lease", 8, "int64", oneof="target_union"),
+        F("range_end", 64, "bytes"),
+    ],
+    "TxnRequest": [
+        F("compare", 1, "Compare", repeated=True),
+        F("success", 2, "RequestOp", repeated=True),
+        F("failure", 3, "RequestOp", repeated=True),
+    ],
+    "CompactionRequest": [
+        F("revision", 1, "int64"),
+        F("physical", 2, "bool", doc="Answer only once the compaction has been carried out on disk."),
+    ],
+    # ------------------------------------------------------------------ responses
+    "ResponseHeader": [
+        F("cluster_id", 1, "uint64"),
+        F("member_id", 2, "uint64"),
+        F("revision", 3, "int64"),
+        F("raft_term", 4, "uint64"),
+    ],
+    "KeyValue": [
+        F("key", 1, "bytes"),
+        F("create_revision", 2, "int64"),
+        F("mod_revision", 3, "int64"),
+        F("version", 4, "int64"),
+        F("value", 5, "bytes"),
+        F("lease", 6, "int64"),
+    ],
+    "RangeResponse": [
+        F("header", 1, "ResponseHeader"),
+        F("kvs", 2, "KeyValue", repeated=True),
+        F("more", 3, "bool"),
+        F("count", 4, "int64"),
+    ],
+    "PutResponse": [F("header", 1, "ResponseHeader"), F("prev_kv", 2, "KeyValue")],
+    "DeleteRangeResponse": [
+        F("header", 1, "ResponseHeader"),
+        F("deleted", 2, "int64"),
+        F("prev_kvs", 3, "KeyValue", repeated=True),
+    ],
+    "ResponseOp": [
+        F("response_range", 1, "RangeResponse", oneof="response"),
+        F("response_put", 2, "PutResponse", oneof="response"),
+        F("response_delete_range", 3, "DeleteRangeResponse", oneof="response"),
+        F("response_txn", 4, "TxnResponse", oneof="response"),
+    ],
+    "TxnResponse": [
+        F("header", 1, "ResponseHeader"),
+        F("succeeded", 2, "bool"),
+        F("responses", 3, "ResponseOp", repeated=True),
+    ],
+    "CompactionResponse": [F("header", 1, "ResponseHeader")],
+    "Status": [
+        F("error", 1, "string"),
+        F("message", 2, "string"),
+        F("code", 3, "int32"),
+    ],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rpc:
+    path: str
+    request: str
+    response: str
+    summary: str
+
+
+RPCS: list[Rpc] = [
+    Rpc("/v3/kv/range", "RangeRequest", "RangeResponse", "Get the keys in a range."),
+    Rpc("/v3/kv/put", "PutRequest", "PutResponse", "Put a key; creates a new revision."),
+    Rpc("/v3/kv/deleterange", "DeleteRangeRequest", "DeleteRangeResponse", "Delete the keys in a range."),
+    Rpc("/v3/kv/txn", "TxnRequest", "TxnResponse", "Compare, then run one branch, atomically."),
+    Rpc("/v3/kv/compaction", "CompactionRequest", "CompactionResponse", "Drop history below a revision."),
+]

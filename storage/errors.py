@@ -1,0 +1,45 @@
+"""Domain errors of the storage layer.
+
+They carry no HTTP or gRPC knowledge: the gateway's error table maps each class to etcd's message,
+gRPC code and HTTP status.
+"""
+
+
+class StorageError(Exception):
+    """Base of every error a storage operation reports to its caller."""
+
+
+class CompactedError(StorageError):
+    """The requested revision is below the compaction point."""
+
+
+class FutureRevisionError(StorageError):
+    """The requested revision is above the current revision."""
+
+
+class KeyNotProvidedError(StorageError):
+    """A request needs a key and has none."""
+
+
+class KeyNotFoundError(StorageError):
+    """ignore_value/ignore_lease on a key that does not exist, or a txn op with no request."""
+
+
+class ValueProvidedError(StorageError):
+    """ignore_value together with a value."""
+
+
+class LeaseProvidedError(StorageError):
+    """ignore_lease together with a lease."""
+
+
+class TooManyOpsError(StorageError):
+    """A txn list is longer than --max-txn-ops."""
+
+
+class DuplicateKeyError(StorageError):
+    """Two writes of overlapping keys in one txn branch."""
+
+
+class LeaseNotFoundError(StorageError):
+    """A put names a lease that does not exist."""
