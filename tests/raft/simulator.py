@@ -87,6 +87,8 @@ class SimNode:
     conf_state: ConfState = field(default_factory=ConfState)
     applied_index: int = 0
     removed: bool = False
+    # Has been part of a configuration (so leaving the leader's configuration means it was removed).
+    was_member: bool = False
 
 
 class Simulator:
@@ -238,6 +240,7 @@ class Simulator:
             cc = conf_change_from_entry(e)
             was_member = _is_member(node.id, node.conf_state)
             node.conf_state = node.rn.apply_conf_change(cc)
+            node.was_member = node.was_member or _is_member(node.id, node.conf_state)
             if was_member and not _is_member(node.id, node.conf_state):
                 # Like etcd's server: a member that applied its own removal shuts down.
                 node.removed = True
@@ -259,6 +262,7 @@ class Simulator:
             except ErrSnapOutOfDate:
                 pass
             node.conf_state = rd.snapshot.metadata.conf_state
+            node.was_member = node.was_member or _is_member(node.id, node.conf_state)
             node.applied_index = rd.snapshot.metadata.index
             self.log(f"{node.id} installed snapshot at {rd.snapshot.metadata.index}")
         if rd.entries:
@@ -488,33 +492,32 @@ class Simulator:
             if n.rn is None and not n.removed:
                 self.restart(n)
         limit = self.now + o.heal_ticks
-        pending: set[bytes] = set()
-        proposed = False
+        datas = [f"live{i}".encode() for i in range(5)]
+        proposed_term = 0
         while self.now < limit:
             self.step_tick()
             ld = self.leader()
             if ld is None or ld.rn is None:
                 continue
-            if not proposed:
-                # Wait until the leader has committed an entry of its term (no-op) before proposing.
-                r = ld.rn.raft
-                if not r.committed_entry_in_current_term():
-                    continue
-                self._stop_non_members(ld)
-                datas = [f"live{i}".encode() for i in range(5)]
-                try:
-                    ld.rn.propose_many(datas)
-                except ErrProposalDropped:
-                    continue
-                pending = set(datas)
-                proposed = True
-                self.log(f"liveness proposals via leader {ld.id}")
+            r = ld.rn.raft
+            self._stop_non_members(ld)
+            # A client retries with the new leader if leadership changed before its proposals
+            # committed (an uncommitted entry may legitimately be overwritten).
+            if proposed_term != r.term and r.committed_entry_in_current_term():
+                missing = [d for d in datas if not self._has_applied(ld, {d})]
+                if missing:
+                    try:
+                        ld.rn.propose_many(missing)
+                    except ErrProposalDropped:
+                        continue
+                    self.log(f"liveness proposals via leader {ld.id} term {r.term}")
+                proposed_term = r.term
+            if proposed_term == 0:
+                continue
             members = self._members()
-            applied_everywhere = all(
-                self._has_applied(self.nodes[m], pending) for m in members if m in self.nodes
-            )
-            if applied_everywhere:
+            if all(self._has_applied(self.nodes[m], set(datas)) for m in members if m in self.nodes):
                 return
+        proposed = proposed_term != 0
         state = "; ".join(
             f"{n.id}:{'down' if n.rn is None else n.rn.raft.state.name}"
             f"{'' if n.rn is None else f' t{n.rn.raft.term} c{n.rn.raft.raft_log.committed}'}"
@@ -532,7 +535,7 @@ class Simulator:
     def _stop_non_members(self, ld: SimNode) -> None:
         members = self._members()
         for n in self.nodes.values():
-            if n.id not in members and n.rn is not None:
+            if n.id not in members and n.rn is not None and n.was_member:
                 self.log(f"stop non-member {n.id}")
                 n.rn = None
                 n.removed = True
