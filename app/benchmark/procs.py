@@ -13,7 +13,7 @@ import asyncio
 import multiprocessing as mp
 import queue
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 _CTX = mp.get_context("spawn")  # the parent may hold threads (progress bar, wrk readers)
@@ -43,7 +43,7 @@ class WorkerCtl:
         return int(self.final.value)
 
 
-WorkerFn = Callable[[Any, WorkerCtl, int], Awaitable[Any]]
+WorkerFn = Callable[[Any, WorkerCtl, int], Coroutine[Any, Any, Any]]
 
 
 def _entry(fn: WorkerFn, args: Any, ctl: WorkerCtl, idx: int) -> None:
@@ -54,7 +54,7 @@ def _entry(fn: WorkerFn, args: Any, ctl: WorkerCtl, idx: int) -> None:
     except ImportError:
         pass
     try:
-        res = asyncio.run(fn(args, ctl, idx))
+        res: Any = asyncio.run(fn(args, ctl, idx))
         ctl.results_q.put((idx, res, None))
     except BaseException as e:  # report every failure to the parent instead of hanging it
         ctl.ready_q.put(idx)

@@ -135,5 +135,6 @@ def _merge(plan: WrkPlan, outputs: list[str], stderrs: list[list[str]], workload
             result.errors[k] = result.errors.get(k, 0) + int(v)
         if data["percentiles"]:
             points = [(float(p), float(v)) for p, v in data["percentiles"]]
-            result.latency.merge(Latency.from_quantiles(points, int(data["requests"]), float(data["mean_us"])))
+            part = Latency.from_quantiles(points, int(data["requests"]), float(data["mean_us"]))
+            result.latency.merge(part)
     return result
