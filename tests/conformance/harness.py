@@ -114,13 +114,13 @@ class Answer:
     headers: tuple[tuple[str, str | None], ...]
     body: bytes
 
-    def show(self, limit: int = 1500) -> str:
+    def show(self, headers: bool, limit: int = 1500) -> str:
         # The normalised raw text, not a re-indented copy: whitespace and escaping are part of the contract.
         text = self.body.decode(errors="replace")
         if len(text) > limit:
             text = text[:limit] + f"... ({len(self.body)} bytes)"
-        hdrs = "; ".join(f"{k}: {v}" for k, v in self.headers)
-        return f"{self.status} {self.content_type or '<no content-type>'} [{hdrs}]\n      {text!r}"
+        hdrs = " [" + "; ".join(f"{k}: {v}" for k, v in self.headers) + "]" if headers else ""
+        return f"{self.status} {self.content_type or '<no content-type>'}{hdrs}\n      {text!r}"
 
 
 def first_difference(a: bytes, b: bytes, context: int = 40) -> str:
@@ -196,7 +196,8 @@ def describe(step: Step, limit: int = 300) -> str:
 
 def check_reference(case: Case, ref: list[Answer]) -> list[str]:
     """Steps where the reference did not answer the status the case was written for."""
-    return [f"step {i}: reference answered {a.status}, case expects {s.expect}: {describe(s)}\n  {a.show()}"
+    return [f"step {i}: reference answered {a.status}, case expects {s.expect}: {describe(s)}\n"
+            f"  {a.show(True)}"
             for i, (s, a) in enumerate(zip(case.steps, ref, strict=False))
             if s.expect is not None and a.status != s.expect]
 
@@ -210,8 +211,9 @@ def diff_report(case: Case, ref: list[Answer], got: list[Answer], ref_name: str,
         label = "final state" if i == len(case.steps) else f"step {i}"
         lines.append(f"[{mark}] {label}: {describe(step)}")
         if a != b:
-            lines.append(f"  {ref_name}: {a.show()}")
-            lines.append(f"  {got_name}: {b.show()}")
+            # Headers are listed only where they differ; they are the same on most steps.
+            lines.append(f"  {ref_name}: {a.show(a.headers != b.headers)}")
+            lines.append(f"  {got_name}: {b.show(a.headers != b.headers)}")
             if a.body != b.body:
                 lines.append(f"  {first_difference(a.body, b.body)}")
     return "\n".join(lines)
