@@ -116,11 +116,14 @@ class Answer:
 
     def show(self, headers: bool, limit: int = 1500) -> str:
         # The normalised raw text, not a re-indented copy: whitespace and escaping are part of the contract.
+        # repr() only where it is needed to make newlines and other unprintables visible.
         text = self.body.decode(errors="replace")
         if len(text) > limit:
             text = text[:limit] + f"... ({len(self.body)} bytes)"
+        if not text.isprintable() or not text:
+            text = repr(text)
         hdrs = " [" + "; ".join(f"{k}: {v}" for k, v in self.headers) + "]" if headers else ""
-        return f"{self.status} {self.content_type or '<no content-type>'}{hdrs}\n      {text!r}"
+        return f"{self.status} {self.content_type or '<no content-type>'}{hdrs}\n      {text}"
 
 
 def first_difference(a: bytes, b: bytes, context: int = 40) -> str:

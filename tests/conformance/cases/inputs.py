@@ -132,6 +132,14 @@ def register_transport(reg: Registry) -> None:
     reg.add("content-type-json-charset", lambda k: [
         Step(PUT, body, content_type="application/json; charset=utf-8"),
         Step(RANGE, '{"key":"Zm9v"}', content_type="application/grpc")])
+    reg.add("expect-100-continue", lambda k: [
+        Step(PUT, put_body_text(k), headers=(("Expect", "100-continue"),)),
+        Step(RANGE, f'{{"key":"{k("a")}"}}', headers=(("Expect", "100-continue"),))],
+            "curl sends Expect: 100-continue for bodies over 1 MiB")
+    reg.add("invalid-utf8-in-string", lambda k: [
+        *seeded(k, raw(PUT, b'{"key":"\xff\xfe/+","value":"YmFy"}'),
+                raw(RANGE, b'{"key":"' + k("a").encode() + b'","x":"\xc3"}', 200))],
+            "Go replaces invalid UTF-8 in strings instead of rejecting the document")
     reg.add("v3beta-alias", lambda k: [Step("/v3beta/kv/put", put_body_text(k)),
                                        Step("/v3beta/kv/range", f'{{"key":"{k("a")}"}}'),
                                        Step("/v3beta/kv/nope", "{}", expect=404)])

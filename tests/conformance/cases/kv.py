@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conformance.harness import Keys, Registry, Step, b64
-from tests.conformance.steps import delete, grant, lease_id, put, rng
+from tests.conformance.steps import delete, grant, lease_id, post, put, rng
 
 SORT_ORDERS = ("NONE", "ASCEND", "DESCEND")
 SORT_TARGETS = ("KEY", "VERSION", "CREATE", "MOD", "VALUE")
@@ -123,6 +123,17 @@ def register(reg: Registry) -> None:
     reg.add("delete-whole-keyspace", lambda k: [*four_keys(k),
                                                 delete("AA==", range_end="AA==", prev_kv=True)])
     reg.add("delete-from-key", lambda k: [*four_keys(k), delete(k("b"), range_end="AA==")])
+    reg.add("put-binary-key-value", lambda k: [
+        post("/v3/kv/put", {"key": b64(b"\x00\xff/+\xfe" + k.prefix.encode()),
+                            "value": b64(b"\xfb\xff\xbf\x00")}),
+        rng("AA==", range_end="AA==", keys_only=True)], "base64 with '+' and '/', NUL and 0xff bytes")
+    reg.add("put-same-value-twice", lambda k: [put(k("a"), "1"), put(k("a"), "1", prev_kv=True), rng(k("a"))],
+            "an unchanged value still makes a revision and a version")
+    reg.add("delete-range-end-before-key", lambda k: [*four_keys(k), delete(k("c"), range_end=k("a")),
+                                                      delete(k("b"), range_end=k("b"), prev_kv=True)])
+    reg.add("range-sort-keys-only-limit", lambda k: [
+        *sort_fixture(k), rng(k(), range_end=k.end, keys_only=True, limit=2, sort_order="DESCEND",
+                              sort_target="VALUE")])
     reg.add("empty-key-errors", lambda k: [put("", "1", expect=400), rng("", expect=400),
                                            delete("", expect=400)],
             "etcdserver: key is not provided")
