@@ -173,7 +173,13 @@ class Target:
         baseline = self.reset()
         answers = []
         for step in (*case.steps, state_step()):
-            resp = self.send(step, baseline)
+            try:
+                resp = self.send(step, baseline)
+            except httpx.TransportError as exc:
+                # A dropped connection or a timeout is an answer too; keep going so the diff shows
+                # every step rather than one traceback.
+                answers.append(Answer(0, "", (), f"<no response: {type(exc).__name__}: {exc}>".encode()))
+                continue
             answers.append(answer(resp, step, baseline))
         return answers
 

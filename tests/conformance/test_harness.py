@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from tests.conformance.harness import Keys, Registry, Step, b64, first_difference, normalise
+from tests.conformance.harness import Case, Keys, Registry, Step, Target, b64, first_difference, normalise
 
 
 def test_normalise_rewrites_ids_term_and_revisions_relative_to_baseline() -> None:
@@ -54,3 +55,17 @@ def test_registry_rejects_duplicate_ids() -> None:
 def test_first_difference_points_at_the_first_differing_byte() -> None:
     assert first_difference(b'{"a":1}', b'{"a":2}').startswith("bodies differ at byte 5:")
     assert first_difference(b"abc", b"ab").startswith("bodies differ at byte 2:")
+
+
+def test_run_records_a_dropped_connection_and_goes_on() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v3/kv/put":
+            raise httpx.RemoteProtocolError("Server disconnected", request=request)
+        return httpx.Response(200, json={"header": {"revision": "5"}})
+
+    target = Target("fake", "http://fake", httpx.Client(transport=httpx.MockTransport(handler)))
+    case = Case("c", (Step("/v3/kv/put", {"key": "YQ=="}), Step("/v3/kv/range", {"key": "YQ=="})))
+    answers = target.run(case)
+    assert [a.status for a in answers] == [0, 200, 200]
+    assert answers[0].body.startswith(b"<no response: RemoteProtocolError")
+    assert answers[1].body == b'{"header":{"revision":"0"}}'
