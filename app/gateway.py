@@ -136,13 +136,14 @@ class Gateway:
             await self.fallback(scope, receive, send)
             return
         path: str = scope["path"]
+        if scope["method"] == "OPTIONS":
+            # etcd answers every preflight before routing.
+            await respond(send, 200, b"", CORS)
+            return
         if path.startswith("/v3beta/"):
             path = "/v3/" + path[len("/v3beta/"):]
         if not path.startswith("/v3/"):
             await self._outside_v3(path, scope, receive, send)
-            return
-        if scope["method"] == "OPTIONS":
-            await respond(send, 200, b"", CORS)
             return
         handler = ROUTES.get(path)
         if handler is None:

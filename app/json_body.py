@@ -22,6 +22,12 @@ class FloatText(str):
     """A JSON number that is not an integer, kept as its source text (Go quotes it in errors)."""
 
 
+class RawStr(str):
+    """A decoded JSON string that also keeps the text between its quotes, escapes and all."""
+
+    raw: bytes
+
+
 _WS = b" \t\r\n"
 
 
@@ -35,11 +41,11 @@ def parse_body(body: bytes) -> Any:
 
 
 def parse_exact(body: bytes) -> Any:
-    """Slow path: the first value only, ints of any size exact, non-integers as FloatText."""
+    """Slow path: the first value only; ints of any size exact, non-integers as FloatText and strings
+    as RawStr, which remembers its source text (jsonpb parses string-encoded integers from it)."""
     if not body.strip(_WS):
         return None
-    end = scan_value(body)
-    return json.loads(body[:end], parse_float=FloatText)
+    return _Scanner(body).parse()
 
 
 def parse_number_text(text: bytes) -> Any:
@@ -48,11 +54,12 @@ def parse_number_text(text: bytes) -> Any:
     jsonpb decodes an int64 given as a string by unmarshalling the string's contents, so `"abc"` and
     `"0x10"` fail with these scanner messages.
     """
-    end = scan_value(text)
-    rest = text[end:].lstrip(_WS)
+    scanner = _Scanner(text, whole=True)
+    value = scanner.parse()
+    rest = text[scanner.pos :].lstrip(_WS)
     if rest:
         raise JsonSyntaxError(f"invalid character {quote_char(rest[0])} after top-level value")
-    return json.loads(text, parse_float=FloatText)
+    return value
 
 
 def quote_char(c: int) -> str:
@@ -61,72 +68,80 @@ def quote_char(c: int) -> str:
         return "'\\''"
     if c == ord('"'):
         return "'\"'"
+    if c == ord("\\"):
+        return "'\\\\'"
     ch = chr(c)
     if ch.isprintable():
         return f"'{ch}'"
     return "'" + json.dumps(ch)[1:-1].replace("\\u00", "\\x") + "'"
 
 
-def scan_value(data: bytes) -> int:
-    """Return the end offset of the first JSON value in `data`, or raise Go's syntax error."""
-    return _Scanner(data).value_end()
-
-
 class _Scanner:
-    def __init__(self, data: bytes) -> None:
+    """Go's JSON scanner states, building Python values as it goes.
+
+    `whole` mimics json.Unmarshal (the buffer is one value; the end of input inside a number or
+    literal is reported as a space, elsewhere as "unexpected end of JSON input"); otherwise it mimics
+    json.Decoder reading the first value of a stream ("unexpected EOF").
+    """
+
+    def __init__(self, data: bytes, whole: bool = False) -> None:
         self.data = data
         self.pos = 0
+        self.whole = whole
+
+    def parse(self) -> Any:
+        self._skip_ws()
+        return self._value()
 
     def _skip_ws(self) -> None:
         data, n = self.data, len(self.data)
         while self.pos < n and data[self.pos] in _WS:
             self.pos += 1
 
-    def _peek(self) -> int:
+    def _peek(self, token: str = "") -> int:
         if self.pos >= len(self.data):
-            raise JsonSyntaxError("unexpected EOF")
+            if not self.whole:
+                raise JsonSyntaxError("unexpected EOF")
+            if token:
+                raise JsonSyntaxError(f"invalid character ' ' {token}")
+            raise JsonSyntaxError("unexpected end of JSON input")
         return self.data[self.pos]
 
     def _fail(self, context: str) -> JsonSyntaxError:
         return JsonSyntaxError(f"invalid character {quote_char(self.data[self.pos])} {context}")
 
-    def value_end(self) -> int:
-        self._skip_ws()
-        self._value()
-        return self.pos
-
-    def _value(self) -> None:
+    def _value(self) -> Any:
         c = self._peek()
         if c == ord("{"):
-            self._object()
-        elif c == ord("["):
-            self._array()
-        elif c == ord('"'):
-            self._string()
-        elif c == ord("-") or ord("0") <= c <= ord("9"):
-            self._number()
-        elif c in b"tfn":
-            self._literal()
-        else:
-            raise self._fail("looking for beginning of value")
+            return self._object()
+        if c == ord("["):
+            return self._array()
+        if c == ord('"'):
+            return self._string()
+        if c == ord("-") or ord("0") <= c <= ord("9"):
+            return self._number()
+        if c in b"tfn":
+            return self._literal()
+        raise self._fail("looking for beginning of value")
 
-    def _object(self) -> None:
+    def _object(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         self.pos += 1
         self._skip_ws()
         if self._peek() == ord("}"):
             self.pos += 1
-            return
+            return out
         while True:
             self._skip_ws()
             if self._peek() != ord('"'):
                 raise self._fail("looking for beginning of object key string")
-            self._string()
+            key = str(self._string())
             self._skip_ws()
             if self._peek() != ord(":"):
                 raise self._fail("after object key")
             self.pos += 1
             self._skip_ws()
-            self._value()
+            out[key] = self._value()
             self._skip_ws()
             c = self._peek()
             if c == ord(","):
@@ -134,18 +149,19 @@ class _Scanner:
                 continue
             if c == ord("}"):
                 self.pos += 1
-                return
+                return out
             raise self._fail("after object key:value pair")
 
-    def _array(self) -> None:
+    def _array(self) -> list[Any]:
+        out: list[Any] = []
         self.pos += 1
         self._skip_ws()
         if self._peek() == ord("]"):
             self.pos += 1
-            return
+            return out
         while True:
             self._skip_ws()
-            self._value()
+            out.append(self._value())
             self._skip_ws()
             c = self._peek()
             if c == ord(","):
@@ -153,16 +169,20 @@ class _Scanner:
                 continue
             if c == ord("]"):
                 self.pos += 1
-                return
+                return out
             raise self._fail("after array element")
 
-    def _string(self) -> None:
+    def _string(self) -> RawStr:
+        start = self.pos
         self.pos += 1
         while True:
             c = self._peek()
             if c == ord('"'):
                 self.pos += 1
-                return
+                text = self.data[start : self.pos]
+                value = RawStr(json.loads(text) if b"\\" in text else text[1:-1].decode("utf-8", "replace"))
+                value.raw = text[1:-1]
+                return value
             if c == ord("\\"):
                 self.pos += 1
                 e = self._peek()
@@ -182,30 +202,36 @@ class _Scanner:
                 raise self._fail("in string literal")
             self.pos += 1
 
-    def _number(self) -> None:
+    def _number(self) -> int | FloatText:
+        start = self.pos
         if self._peek() == ord("-"):
             self.pos += 1
-            c = self._peek()
+            c = self._peek("in numeric literal")
             if not ord("0") <= c <= ord("9"):
                 raise self._fail("in numeric literal")
+        integer = True
         if self._peek() == ord("0"):
             self.pos += 1
         else:
             self._digits()
         if self._at(b"."):
+            integer = False
             self.pos += 1
             if not self._at_digit():
-                self._peek()
+                self._peek("after decimal point in numeric literal")
                 raise self._fail("after decimal point in numeric literal")
             self._digits()
         if self._at(b"eE"):
+            integer = False
             self.pos += 1
             if self._at(b"+-"):
                 self.pos += 1
             if not self._at_digit():
-                self._peek()
+                self._peek("in exponent of numeric literal")
                 raise self._fail("in exponent of numeric literal")
             self._digits()
+        text = self.data[start : self.pos].decode("ascii")
+        return int(text) if integer else FloatText(text)
 
     def _at(self, chars: bytes) -> bool:
         return self.pos < len(self.data) and self.data[self.pos] in chars
@@ -217,9 +243,11 @@ class _Scanner:
         while self._at_digit():
             self.pos += 1
 
-    def _literal(self) -> None:
+    def _literal(self) -> bool | None:
         word = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}[self.data[self.pos]]
         for expected in word:
-            if self._peek() != expected:
-                raise self._fail(f"in literal {word.decode()} (expecting {quote_char(expected)})")
+            context = f"in literal {word.decode()} (expecting {quote_char(expected)})"
+            if self._peek(context) != expected:
+                raise self._fail(context)
             self.pos += 1
+        return {b"true": True, b"false": False, b"null": None}[word]

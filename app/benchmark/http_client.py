@@ -118,7 +118,8 @@ class HttpConn:
         except TimeoutError:
             line = b""  # RFC 9110: a client may send the body anyway when no 100 comes
         if line and not line.startswith(b"HTTP/1.1 100"):
-            raise HttpError(f"stream refused: {line[:200]!r}")
+            status = line.split(b"\r\n", 1)[0].decode("latin-1")
+            raise HttpError(f"POST {path} refused by the server: {status}")
         self.writer.write(_chunk(first))
         await self.writer.drain()
 

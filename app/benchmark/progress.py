@@ -22,10 +22,12 @@ class Bar:
         self.label = label
 
     def __enter__(self) -> Bar:
-        if self.enabled:
+        console = Console(stderr=True)
+        # Only animate on a terminal: redirected, rich would leave a blank line per bar.
+        if self.enabled and console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                TimeElapsedColumn(), console=console, transient=True,
             )
             self._progress.__enter__()
             self._task = self._progress.add_task(self.label, total=self.total, info="")
