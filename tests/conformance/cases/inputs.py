@@ -151,11 +151,28 @@ def register_transport(reg: Registry) -> None:
         Step("/v3/kv/range/", f'{{"key":"{k("a")}"}}', expect=None), Step("/v3/", "{}", expect=404),
         Step("/v3", "{}", expect=None, compare_headers=("location",))],
             "text/plain 'Not Found'; POST /v3 redirects to /v3/")
+    reg.add("path-forms", lambda k: [
+        put(k("a"), "1"), put(k("b"), "2"),
+        Step("//v3/kv/range", f'{{"key":"{k("a")}"}}', expect=301, compare_headers=("location",)),
+        Step("/v3/kv//range", f'{{"key":"{k("a")}"}}', expect=301, compare_headers=("location",)),
+        Step("/v3/kv/%72ange", f'{{"key":"{k("a")}"}}'),
+        Step("/V3/kv/range", f'{{"key":"{k("a")}"}}', expect=404)],
+            "Go's mux cleans paths with a 301 and decodes %-escapes; paths are case-sensitive")
+    reg.add("query-string-ignored", lambda k: [
+        put(k("a"), "1"), put(k("b"), "2"),
+        Step(f"/v3/kv/range?limit=1&keys_only=true&key={k('b')}", f'{{"key":"{k()}","range_end":"{k.end}"}}'),
+        Step("/v3/kv/put?prev_kv=true", f'{{"key":"{k("a")}","value":"{b64("3")}"}}')],
+            "with a JSON body the gateway takes no fields from the query string")
+    reg.add("grpc-timeout-header", lambda k: [
+        Step(PUT, put_body_text(k), headers=(("Grpc-Timeout", "5S"),)),
+        Step(RANGE, f'{{"key":"{k("a")}"}}', headers=(("Grpc-Timeout", "soon"),), expect=400)],
+            "Grpc-Timeout is the call deadline; an unparsable one is rejected before the call")
     reg.add("wrong-method", lambda k: [
         Step(RANGE, None, method="GET", content_type=None, expect=405),
         Step(PUT, put_body_text(k), method="PUT", expect=405),
         Step("/v3/kv/deleterange", f'{{"key":"{k("a")}"}}', method="DELETE", expect=405),
         Step("/v3/kv/txn", "{}", method="PATCH", expect=405),
+        Step(RANGE, None, method="HEAD", content_type=None, expect=405),
         Step("/v3/kv/nope", None, method="GET", content_type=None, expect=404)])
     reg.add("options-preflight", lambda k: [
         Step(RANGE, None, method="OPTIONS", content_type=None, headers=CORS_PREFLIGHT),
