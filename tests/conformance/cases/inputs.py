@@ -117,8 +117,7 @@ def register_field_forms(reg: Registry) -> None:
         raw(RANGE, f'{{"key":"{k()}","range_end":"{k.end}","sort_order":"1","sort_target":0}}', None)],
             "enum numbers; the second step sends a number inside a string, whatever etcd makes of it")
     reg.add("input-empty-object", lambda k: [
-        raw(RANGE, "{}"), raw(PUT, "{}"), raw("/v3/kv/deleterange", "{}"), raw("/v3/kv/txn", "", 200),
-        raw("/v3/kv/compaction", "{}", None)],
+        raw(RANGE, "{}"), raw(PUT, "{}"), raw("/v3/kv/deleterange", "{}"), raw("/v3/kv/txn", "", 200)],
             "empty object = defaults: key is not provided for KV; empty txn succeeds")
 
 

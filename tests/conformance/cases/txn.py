@@ -178,6 +178,10 @@ def register_compaction(reg: Registry) -> None:
     reg.add("compaction-physical", lambda k: [put(k("a"), "1"), put(k("a"), "2"),
                                               compact("${rev+1}", physical=True), rng(k("a")),
                                               rng(k("a"), revision="${rev+1}")])
+    reg.add("compaction-zero", lambda k: [put(k("a"), "1"), compact("${rev+1}"),
+                                          Step("/v3/kv/compaction", "{}", expect=400),
+                                          compact(-1, expect=400)],
+            "revision 0 (the default) and below are at or under the compaction point just made")
     reg.add("compaction-at-current", lambda k: [put(k("a"), "1"), delete(k("a")), compact("${rev+2}"),
                                                 rng(k("a"), revision="${rev+2}")],
             "compacting at the current revision, right after a delete")
