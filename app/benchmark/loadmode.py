@@ -130,7 +130,8 @@ def render(outs: list[LoadOutcome], val_size: int) -> str:
         if o.failure:
             lines.append(f"  !! {o.server}: {o.failure.splitlines()[0]}")
         if o.server == "etcdpy":
-            lines.append(f"  goal: {LOAD_GOAL_TEXT} -> {verdict_text(o.goal_met())}")
+            note = "" if o.keys == 1_000_000 else f" (this run loaded {o.keys:,} keys)"
+            lines.append(f"  goal: {LOAD_GOAL_TEXT} -> {verdict_text(o.goal_met())}{note}")
     return "\n".join(lines)
 
 

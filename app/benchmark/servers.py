@@ -7,7 +7,9 @@ means literally the same command-line flags.
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -39,6 +41,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _post(endpoint: str, path: str, body: dict[str, object], timeout: float = 5.0) -> tuple[int, bytes]:
+    host, port = host_port(endpoint)
+    try:
+        c = http.client.HTTPConnection(host, port, timeout=timeout)
+        c.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        resp = c.getresponse()
+        out = resp.status, resp.read()
+        c.close()
+        return out
+    except (OSError, http.client.HTTPException) as e:
+        return 0, str(e).encode()
 
 
 def health(endpoint: str, timeout: float = 1.0) -> bool:
@@ -143,9 +158,32 @@ class Cluster:
         self.spawn()
         try:
             self.wait_healthy(timeout)
+            if self.size > 1:
+                self.check_replication()
         except ServerStartError:
             self.stop()
             raise
+
+    def check_replication(self, timeout: float = 10.0) -> None:
+        """Healthy members are not necessarily one cluster (a server may ignore --initial-cluster and run
+        N independent nodes): a key written through member 0 must become readable on every member."""
+        key = base64.b64encode(f"etcdpy-bench/cluster-check/{os.getpid()}".encode()).decode()
+        value = base64.b64encode(str(time.time_ns()).encode()).decode()
+        status, body = _post(self.members[0].client_url, "/v3/kv/put", {"key": key, "value": value})
+        if status != 200:
+            raise ServerStartError(f"{self.label}: put on member 0 failed ({status}) {body[:200]!r}")
+        deadline = time.monotonic() + timeout
+        for m in self.members[1:]:
+            while True:
+                status, body = _post(m.client_url, "/v3/kv/range", {"key": key})
+                if status == 200 and value.encode() in body:
+                    break
+                if time.monotonic() > deadline:
+                    raise ServerStartError(
+                        f"{self.label}: not a {self.size}-member cluster — a key written through "
+                        f"{self.members[0].name} is not readable on {m.name} (HTTP {status})")
+                time.sleep(0.1)
+        _post(self.members[0].client_url, "/v3/kv/deleterange", {"key": key})
 
     def stop(self, timeout: float = 15.0) -> None:
         for m in self.members:
