@@ -13,15 +13,16 @@ Commands are documented on InteractionEnv.run.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raft import (
-    Config,
     ConfChange,
     ConfChangeSingle,
     ConfChangeTransition,
     ConfChangeType,
     ConfChangeV2,
+    Config,
     ConfState,
     EntryType,
     MemoryStorage,
@@ -35,6 +36,31 @@ from raft import (
 )
 from raft.describe import describe_entry, describe_message, describe_ready, describe_soft_state
 from raft.errors import RaftError
+
+
+class AppStorage(MemoryStorage):
+    """MemoryStorage whose snapshot() is taken on demand at the driver's applied index.
+
+    That is what etcd's server does when it sends a snapshot (it snapshots its current
+    state), and it keeps a member added after the last periodic snapshot from receiving a
+    snapshot whose ConfState does not name it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.source: Callable[[], tuple[int, ConfState]] | None = None
+
+    def snapshot(self) -> Snapshot:
+        if self.source is not None:
+            applied, cs = self.source()
+            if self.snap.metadata.index < applied <= self.last_index():
+                self.create_snapshot(applied, copy_conf_state(cs), b"")
+        return self.snap
+
+
+def copy_conf_state(cs: ConfState) -> ConfState:
+    return ConfState(list(cs.voters), list(cs.learners), list(cs.voters_outgoing), list(cs.learners_next),
+                     cs.auto_leave)
 
 
 @dataclass
@@ -102,7 +128,7 @@ class InteractionEnv:
         index = int(kw.get("index", "0"))
         first = max(self.nodes, default=0) + 1
         for id_ in range(first, first + n):
-            st = MemoryStorage()
+            st = AppStorage()
             cs = ConfState(voters=voters, learners=learners)
             if index > 0:
                 st.apply_snapshot(Snapshot(metadata=SnapshotMetadata(cs, index, 1)))
@@ -116,8 +142,14 @@ class InteractionEnv:
                 else ReadOnlyOption.SAFE,
                 rng=random.Random(id_),
             )
-            self.nodes[id_] = Node(RawNode(cfg), st, cs)
+            node = Node(RawNode(cfg), st, cs)
+            self.nodes[id_] = node
+            st.source = self._state_of(node)
             self.p(f"INFO {id_} became follower at term 0 (snapshot index {index}, conf {voters}/{learners})")
+
+    @staticmethod
+    def _state_of(node: Node) -> Callable[[], tuple[int, ConfState]]:
+        return lambda: (node.rn.raft.raft_log.applied, node.conf_state)
 
     def cmd_campaign(self, pos: list[str], kw: dict[str, str]) -> None:
         self.nodes[int(pos[0])].rn.campaign()

@@ -14,11 +14,11 @@ import random
 from dataclasses import dataclass, field
 
 from raft import (
-    Config,
     ConfChange,
     ConfChangeSingle,
     ConfChangeType,
     ConfChangeV2,
+    Config,
     ConfState,
     Entry,
     EntryType,
@@ -27,12 +27,12 @@ from raft import (
     MessageType,
     Peer,
     RawNode,
-    Snapshot,
     SnapshotStatus,
     StateType,
     conf_change_from_entry,
 )
 from raft.errors import ErrCompacted, ErrConfChangeInvalid, ErrProposalDropped, ErrSnapOutOfDate
+from tests.raft.interaction import AppStorage
 
 MT = MessageType
 
@@ -61,28 +61,10 @@ class SimOptions:
     election_tick: int = 10
 
 
-class SimStorage(MemoryStorage):
-    """MemoryStorage whose snapshot() is taken on demand at the applied index.
-
-    Like etcd's server, which builds the snapshot it sends from the current applied state, so that
-    a member added after the last periodic snapshot still finds itself in the snapshot's ConfState.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.node: SimNode | None = None
-
-    def snapshot(self) -> Snapshot:
-        n = self.node
-        if n is not None and n.applied_index > self.snap.metadata.index and n.applied_index <= self.last_index():
-            self.create_snapshot(n.applied_index, _copy_cs(n.conf_state), b"")
-        return self.snap
-
-
 @dataclass
 class SimNode:
     id: int
-    storage: SimStorage
+    storage: AppStorage
     rn: RawNode | None = None
     conf_state: ConfState = field(default_factory=ConfState)
     applied_index: int = 0
@@ -138,9 +120,9 @@ class Simulator:
                       rng=random.Random(self.rng.getrandbits(32)))
 
     def _create_node(self, id_: int, bootstrap: list[Peer] | None) -> None:
-        st = SimStorage()
+        st = AppStorage()
         node = SimNode(id_, st)
-        st.node = node
+        st.source = lambda: (node.applied_index, node.conf_state)
         node.rn = RawNode(self._config(id_, st, 0))
         if bootstrap:
             node.rn.bootstrap(bootstrap)
@@ -209,7 +191,8 @@ class Simulator:
             if seen is None:
                 self.entries_seen[key] = val
             elif seen != val:
-                self.fail(f"log matching: node {node.id} persisted entry {key} = {val}, another log has {seen}")
+                self.fail(f"log matching: node {node.id} persisted entry {key} = {val}, "
+                          f"another log has {seen}")
 
     def _register_commit(self, node: SimNode, commit: int) -> None:
         st = node.storage
@@ -339,7 +322,7 @@ class Simulator:
                 continue
             try:
                 dst.rn.step(m)
-            except (ErrProposalDropped,):
+            except ErrProposalDropped:
                 pass
             except Exception as e:  # noqa: BLE001
                 if type(e).__name__ == "ErrStepPeerNotFound":

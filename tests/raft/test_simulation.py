@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from tests.raft.simulator import Simulator, SimOptions
+from tests.raft.simulator import SimOptions, Simulator
 
 MULT = max(1, int(os.environ.get("RAFT_SIM_SEEDS", "1")))
 CHUNK = 25
@@ -86,7 +86,7 @@ REGRESSIONS: list[tuple[int, int, dict[str, object]]] = [
 ]
 
 
-@pytest.mark.parametrize("seed,n,overrides", REGRESSIONS, ids=lambda v: str(v) if not isinstance(v, dict) else "")
+@pytest.mark.parametrize("seed,n,overrides", REGRESSIONS, ids=[f"{s}-{n}" for s, n, _ in REGRESSIONS])
 def test_regression(seed: int, n: int, overrides: dict[str, object]) -> None:
     run_case(seed, n, **overrides)
 
