@@ -29,8 +29,8 @@ CORS_HEADERS = ("access-control-allow-origin", "access-control-allow-methods", "
 WHOLE_KEYSPACE = {"key": "AA==", "range_end": "AA=="}
 
 _REV_TEMPLATE = re.compile(rb"\$\{rev(?:([+-])(\d+))?\}")
-_ID_FIELD = re.compile(rb'"(cluster_id|member_id)":"?\d+"?')
-_TERM_FIELD = re.compile(rb'"raft_term":"?\d+"?')
+# The optional quotes are captured and kept, so a number where etcd writes a string still differs.
+_ID_FIELD = re.compile(rb'"(cluster_id|member_id|raft_term)":("?)\d+("?)')
 _REV_FIELD = re.compile(rb'"(revision|create_revision|mod_revision|compact_revision)":("?)(-?\d+)("?)')
 
 
@@ -137,9 +137,11 @@ def normalise(body: bytes, baseline: int) -> bytes:
     def rev(m: re.Match[bytes]) -> bytes:
         return b'"%s":%s%d%s' % (m.group(1), m.group(2), int(m.group(3)) - baseline, m.group(4))
 
-    body = _ID_FIELD.sub(rb'"\1":"<id>"', body)
-    body = _TERM_FIELD.sub(b'"raft_term":"<term>"', body)
-    return _REV_FIELD.sub(rev, body)
+    def ident(m: re.Match[bytes]) -> bytes:
+        marker = b"<term>" if m.group(1) == b"raft_term" else b"<id>"
+        return b'"%s":%s%s%s' % (m.group(1), m.group(2), marker, m.group(3))
+
+    return _REV_FIELD.sub(rev, _ID_FIELD.sub(ident, body))
 
 
 @dataclass
@@ -196,6 +198,7 @@ def answer(resp: httpx.Response, step: Step, baseline: int) -> Answer:
 
 
 def describe(step: Step, limit: int = 300) -> str:
+    # The body before ${rev...} substitution: the substituted values differ per server.
     body = step.raw_body()
     shown = body[:limit].decode(errors="replace") + (f"... ({len(body)} bytes)" if len(body) > limit else "")
     ctype = step.content_type or "<none>"

@@ -22,6 +22,8 @@ def test_normalise_keeps_the_encoding_of_a_value() -> None:
     # A number where etcd writes a string must still differ after normalisation.
     assert normalise(b'{"revision":17}', 10) == b'{"revision":7}'
     assert normalise(b'{"revision":"17"}', 10) == b'{"revision":"7"}'
+    assert normalise(b'{"cluster_id":1,"member_id":"2","raft_term":3}', 0) == (
+        b'{"cluster_id":<id>,"member_id":"<id>","raft_term":<term>}')
 
 
 def test_normalise_leaves_strings_and_layout_alone() -> None:
