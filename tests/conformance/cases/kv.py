@@ -62,8 +62,8 @@ def register(reg: Registry) -> None:
                 return [*sort_fixture(k), rng(k(), range_end=k.end, **fields),
                         rng(k(), range_end=k.end, limit=2, **fields)]
 
-            reg.add(f"range-sort-{order.lower()}-{target.lower()}", make,
-                    "a target without an order sorts ascending by that target")
+            why = "a target without an order sorts ascending by that target" if order == "NONE" else ""
+            reg.add(f"range-sort-{order.lower()}-{target.lower()}", make, why)
     reg.add("range-sort-by-number", lambda k: [*sort_fixture(k), rng(k(), range_end=k.end, sort_order=2,
                                                                      sort_target=3)],
             "enums by number: DESCEND=2, MOD=3")
