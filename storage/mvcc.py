@@ -75,6 +75,10 @@ class MVCCStore:
 
     def close(self) -> None:
         self.db.close()
+        # RocksDB's lock is released only when the last Python reference to the database (column
+        # families and handles included) is gone, so drop them all: the path can then be reopened.
+        for name in ("kv", "index", "latest", "meta", "lease", "auth", "handles", "db"):
+            self.__dict__.pop(name, None)
 
     # ---------------------------------------------------------------- reads
 
