@@ -15,6 +15,11 @@ _CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
 
 
 def create_app(server: EtcdServer) -> Gateway:
+    return Gateway(server, create_api(server))
+
+
+def create_api(server: EtcdServer | None) -> FastAPI:
+    """The FastAPI app behind the gateway; without a server it still describes itself (OpenAPI export)."""
     api = FastAPI(
         title="etcdpy",
         version=VERSION,
@@ -37,4 +42,4 @@ def create_app(server: EtcdServer) -> Gateway:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
-    return Gateway(server, api)
+    return api

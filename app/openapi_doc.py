@@ -72,3 +72,18 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             }
         }
     return doc
+
+
+def export() -> str:
+    """The document as committed in openapi/openapi.json (stable key order, trailing newline)."""
+    import json
+
+    from app.asgi import create_api
+
+    return json.dumps(create_api(None).openapi(), indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(export())
