@@ -79,6 +79,12 @@ def register(reg: Registry) -> None:
         rng(k(), range_end=k.end, max_create_revision="${rev+1}"),
         rng(k(), range_end=k.end, min_create_revision="${rev+2}", max_create_revision="${rev+2}"),
     ])
+    reg.add("range-filter-sort-limit", lambda k: [
+        *sort_fixture(k),
+        rng(k(), range_end=k.end, min_create_revision="${rev+2}", sort_order="DESCEND",
+            sort_target="VALUE", limit=1),
+        rng(k(), range_end=k.end, max_mod_revision="${rev+5}", sort_target="CREATE", limit=1),
+    ], "filters, sort and limit together: which kvs survive, and whether 'more' is set")
     reg.add("range-old-revision", lambda k: [*four_keys(k), delete(k("b")),
                                              rng(k(), range_end=k.end, revision="${rev+1}"),
                                              rng(k(), range_end=k.end, revision="${rev+4}"),

@@ -68,6 +68,11 @@ def register(reg: Registry) -> None:
         txn([cmp(k(), "VALUE", "EQUAL", value=b64("1"), range_end=k.end)], [], [op_range(k("a"))]),
         txn([cmp(k("a"), "MOD", "LESS", mod_revision="${rev+4}", range_end="AA==")], [op_put(k("c"), "3")]),
     ], "a compare over a range must hold for every key in it")
+    reg.add("txn-compare-empty-range", lambda k: [
+        txn([cmp(k(), "VERSION", "EQUAL", version=0, range_end=k.end)], [op_put(k("a"), "1")]),
+        txn([cmp(k("x"), "VALUE", "NOT_EQUAL", value=b64("1"), range_end=k("y"))], [op_put(k("b"), "1")],
+            [op_put(k("c"), "1")]),
+    ], "a compare over a range holding no key: as for a missing key")
     reg.add("txn-compare-value-missing-key", lambda k: [
         txn([cmp(k("nope"), "VALUE", result, value=b64("x"))], [op_put(k("hit"), result)])
         for result in RESULTS
