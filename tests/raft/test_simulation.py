@@ -83,6 +83,8 @@ REGRESSIONS: list[tuple[int, int, dict[str, object]]] = [
     (1029, 3, {}),
     (1065, 3, {}),
     (1125, 5, {}),
+    # A leader that had not yet applied the conf change adding a learner got it stopped.
+    (5481, 5, {}),
 ]
 
 

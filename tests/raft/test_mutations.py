@@ -1,0 +1,123 @@
+"""Mutation checks: break one Raft rule in the core and show that the tests notice.
+
+If the simulator's invariants or the targeted scenarios still passed with a rule broken,
+they would be giving false comfort. Each test monkeypatches a small seam of raft.Raft
+(no test-only flags exist in production code) and expects a violation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from raft import Message, MessageType, StateType
+from raft.raft import Raft
+from tests.raft.simulator import InvariantViolation, ManualCluster
+from tests.raft.test_paper import check_prevote_keeps_partitioned_node_from_disrupting
+from tests.raft.test_simulation import run_case
+
+MT = MessageType
+
+
+def figure8(c: ManualCluster) -> None:
+    """Figure 8 of the Raft paper, driven message by message on five nodes.
+
+    Entries 1-5 are the bootstrap conf changes; the payload entry "x" lands at index 7.
+    """
+    # (a) S1 leads term 2 and replicates "x" (index 7, term 2) only to S2, then crashes.
+    c.campaign(1)
+    c.settle(lambda m: True)
+    assert c.state(1) == (StateType.LEADER, 2)
+    c.node(1).propose(b"x")
+    c.settle(lambda m: m.to == 2 or m.frm == 2)
+    c.crash(1)
+    # (b) S5 wins term 3 with votes from S3 and S4, appends its no-op at index 7, and crashes.
+    c.campaign(5)
+    c.settle(lambda m: m.to in (3, 4, 5) and m.type != MT.MsgApp)
+    assert c.state(5) == (StateType.LEADER, 3)
+    c.settle(lambda m: False)
+    c.crash(5)
+    # (c) S1 restarts and wins term 4 (its first try in term 3 loses: S3, S4 voted for S5).
+    c.restart(1)
+    c.settle(lambda m: False)  # re-apply the committed bootstrap conf changes first
+
+    def phase_c(m: Message) -> bool:
+        if m.to == 5:
+            return False
+        if m.type != MT.MsgApp:
+            return True
+        if m.to == 2:
+            return False
+        # Probes that S3/S4 reject pass (they append nothing); appends carrying the term-4 entry
+        # are lost, so S3 and S4 only ever receive index 7 (term 2).
+        rejected = not c.node(m.to).raft.raft_log.match_term(m.index, m.log_term)
+        return rejected or not any(e.term == 4 for e in m.entries)
+
+    c.campaign(1)
+    c.settle(phase_c)
+    c.campaign(1)
+    c.settle(phase_c)
+    assert c.state(1) == (StateType.LEADER, 4)
+    # Index 7 (term 2) is now on a majority (S1, S3, S4) -- yet only entries of the current term
+    # may be committed by counting, so it must not be committed.
+    c.crash(1)
+    # (d) S5 restarts and wins term 5 with S2, S3, S4 (its last term 3 beats their 2), then
+    # overwrites index 7. Safe only if index 7 was never committed.
+    c.restart(5)
+    c.settle(lambda m: False)
+    for _ in range(2):
+        c.campaign(5)
+        c.settle(lambda m: m.to in (2, 3, 4, 5))
+    assert c.state(5)[0] == StateType.LEADER
+    c.settle(lambda m: True)
+
+
+def test_figure8_is_safe_unmutated() -> None:
+    c = ManualCluster(5, max_size_per_msg=1)
+    figure8(c)
+    # "x" was never committed, so overwriting it is allowed; S5's entries are what counts.
+    assert all(d != b"x" for _, d in c.sim.applied.values())
+
+
+def test_mutation_commit_previous_term_by_counting_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break §5.4.2: let a leader commit an entry of an earlier term by counting replicas."""
+    monkeypatch.setattr(Raft, "_may_commit_by_counting", lambda self, index: True)
+    c = ManualCluster(5, max_size_per_msg=1)
+    with pytest.raises(InvariantViolation, match="leader completeness|committed entry lost|state machine"):
+        figure8(c)
+
+
+def test_mutation_vote_ignoring_log_is_caught_by_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break §5.4.1: grant votes regardless of whether the candidate's log is up to date."""
+    monkeypatch.setattr(Raft, "_candidate_log_ok", lambda self, m: True)
+    for seed in range(40):
+        try:
+            run_case(seed, 3)
+        except InvariantViolation as e:
+            assert "leader completeness" in str(e) or "state machine" in str(e) or "lost" in str(e)
+            assert f"SEED={seed} N=3" in str(e)
+            return
+    pytest.fail("the simulator did not notice votes granted to out-of-date candidates in 40 seeds")
+
+
+def test_mutation_pre_candidate_bumps_term_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break pre-vote's term protection: the pre-candidate increments its term like a candidate."""
+    orig = Raft.become_pre_candidate
+
+    def bumping(self: Raft) -> None:
+        orig(self)
+        self.term += 1
+        self.vote = 0
+
+    monkeypatch.setattr(Raft, "become_pre_candidate", bumping)
+    with pytest.raises(AssertionError):
+        check_prevote_keeps_partitioned_node_from_disrupting()
+
+
+def test_mutation_no_check_quorum_step_down_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break check-quorum: the leader never notices it lost its majority."""
+    from raft.tracker import ProgressTracker
+    from tests.raft.test_paper import check_isolated_leader_steps_down
+
+    monkeypatch.setattr(ProgressTracker, "quorum_active", lambda self: True)
+    with pytest.raises(AssertionError):
+        check_isolated_leader_steps_down()
