@@ -8,14 +8,25 @@ else falls through to the FastAPI app. Routing, method and CORS behaviour copy e
 
 from __future__ import annotations
 
+import asyncio
+import posixpath
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import codec
 from app.codec import DecodeError
-from app.errors import INVALID_ARGUMENT, REQUEST_TOO_LARGE, EtcdError, grpc_message_too_large, to_etcd_error
+from app.errors import (
+    DEADLINE_EXCEEDED,
+    INVALID_ARGUMENT,
+    REQUEST_TOO_LARGE,
+    EtcdError,
+    grpc_message_too_large,
+    to_etcd_error,
+)
 from app.server import EtcdServer
 from storage.errors import StorageError
 
@@ -36,6 +47,7 @@ GRPC_OVERHEAD = 512 * 1024  # etcd's gRPC receive limit is max-request-bytes plu
 RAFT_REQUEST_OVERHEAD = 16
 
 Handler = Callable[[EtcdServer, bytes], Awaitable[dict[str, Any]]]
+StreamHandler = Callable[[EtcdServer, Scope, Receive, Send], Awaitable[None]]
 
 
 def _limits(server: EtcdServer, d: dict[str, Any], message: str, proposed: bool) -> None:
@@ -89,6 +101,10 @@ ROUTES: dict[str, Handler] = {
     "/v3/kv/txn": kv_txn,
     "/v3/kv/compaction": kv_compaction,
 }
+# Streaming RPCs (watch, lease keepalive) and paths that answer their own CORS preflight (the SSE
+# endpoint): filled in by app.watch_routes.install.
+STREAM_ROUTES: dict[str, StreamHandler] = {}
+OWN_PREFLIGHT: set[str] = set()
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -121,6 +137,35 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_TIMEOUT_RE = re.compile(r"([0-9]{1,8})([HMSmun])")
+
+
+def grpc_timeout(scope: Scope) -> float | None:
+    """The call deadline from a `Grpc-Timeout` header (gRPC syntax: `1S`, `500m`), None without one."""
+    for name, value in scope["headers"]:
+        if name == b"grpc-timeout":
+            text = value.decode("latin-1")
+            match = _TIMEOUT_RE.fullmatch(text)
+            if match is None:
+                raise EtcdError(f"invalid grpc-timeout: {text}", INVALID_ARGUMENT)
+            return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
+    return None
+
+
+def clean_path(path: str) -> str:
+    """Go's path.Clean, which net/http's ServeMux applies before routing (redirecting to the result)."""
+    cleaned = posixpath.normpath(path) if path else "/"
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+DEADLINE = EtcdError("context deadline exceeded", DEADLINE_EXCEEDED)
+
+
 class Gateway:
     """ASGI app: the v3 gateway in front of `fallback` (the FastAPI app)."""
 
@@ -136,9 +181,13 @@ class Gateway:
             await self.fallback(scope, receive, send)
             return
         path: str = scope["path"]
-        if scope["method"] == "OPTIONS":
+        if scope["method"] == "OPTIONS" and path not in OWN_PREFLIGHT:
             # etcd answers every preflight before routing.
             await respond(send, 200, b"", CORS)
+            return
+        cleaned = clean_path(path)
+        if cleaned != path:
+            await respond(send, 301, b"", [(b"location", cleaned.encode()), *CORS])
             return
         if path.startswith("/v3beta/"):
             path = "/v3/" + path[len("/v3beta/"):]
@@ -147,7 +196,13 @@ class Gateway:
             return
         handler = ROUTES.get(path)
         if handler is None:
-            await respond(send, 404, b"Not Found\n", _TEXT)
+            stream = STREAM_ROUTES.get(path)
+            if stream is None:
+                await respond(send, 404, b"Not Found\n", _TEXT)
+            elif scope["method"] != "POST":
+                await respond(send, 405, b"Method Not Allowed\n", _TEXT)
+            else:
+                await stream(self.server, scope, receive, send)
             return
         if scope["method"] != "POST":
             await respond(send, 405, b"Method Not Allowed\n", _TEXT)
@@ -158,7 +213,14 @@ class Gateway:
             await respond_error(send, grpc_message_too_large(self.body_limit, limit))
             return
         try:
-            payload = await handler(self.server, body)
+            timeout = grpc_timeout(scope)
+            if timeout is None:
+                payload = await handler(self.server, body)
+            else:
+                try:
+                    payload = await asyncio.wait_for(handler(self.server, body), timeout)
+                except TimeoutError:
+                    raise DEADLINE from None
         except DecodeError as exc:
             await respond_error(send, EtcdError(str(exc), INVALID_ARGUMENT))
             return
@@ -170,7 +232,14 @@ class Gateway:
     async def _outside_v3(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         if path in ("/v3", "/v3beta"):
             await respond(send, 301, b"", [(b"location", path.encode() + b"/"), *CORS])
-        elif path.startswith("/v3alpha"):
-            await respond(send, 404, b"404 page not found\n", _TEXT)
-        else:
+        elif self._served_by_fallback(scope):
             await self.fallback(scope, receive, send)
+        else:
+            await respond(send, 404, b"404 page not found\n", _TEXT)
+
+    def _served_by_fallback(self, scope: Scope) -> bool:
+        """Whether the FastAPI app has a route for this path (any other path gets Go's mux 404)."""
+        routes = getattr(self.fallback, "routes", None)
+        if routes is None:
+            return True
+        return any(route.matches(scope)[0] != Match.NONE for route in routes)
