@@ -19,8 +19,9 @@ F = Callable[..., Any]
 
 def _common(f: F) -> F:
     opts = [
-        click.option("--conns", "--clients", "conns", type=int, default=64, show_default=True,
-                     help="concurrent HTTP/1.1 connections (one request in flight each); watch: streams"),
+        click.option("--conns", "--clients", "conns", type=int, default=None,
+                     help="concurrent HTTP/1.1 connections, one request in flight each [default: 64]; "
+                          "watch: streams [default: 10]"),
         click.option("--total", type=int, default=None, help="stop after this many requests (watch: puts)"),
         click.option("--duration", type=float, default=None, help="seconds to run [default: 10]"),
         click.option("--key-space-size", "key_space", type=int, default=10_000, show_default=True),
@@ -55,7 +56,8 @@ def _spec(workload: str, kw: dict[str, Any]) -> Spec:
     if total is None and duration is None:
         duration = 10.0
     try:
-        return Spec(workload=workload, conns=kw["conns"], total=total, duration_s=duration,
+        conns = kw["conns"] or (10 if workload == "watch" else 64)
+        return Spec(workload=workload, conns=conns, total=total, duration_s=duration,
                     key_space=kw["key_space"], key_size=kw["key_size"], val_size=kw["val_size"],
                     rate=kw["rate"], consistency=kw["consistency"], read_ratio=kw["read_ratio"],
                     threads=kw["threads"], timeout_s=kw["timeout_s"], seed=kw["seed"],
@@ -123,11 +125,12 @@ def compare_cmd(names: tuple[str, ...], rounds: int, cluster: int, servers: str,
         raise click.UsageError(f"--servers takes {', '.join(KINDS)}")
     base = _spec("put", kw)
     try:
-        compare_mod.resolve(list(names), base)
+        compare_mod.resolve(list(names), base, kw["conns"] is not None)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     outcomes, start_errors, labels = compare_mod.run_compare(
-        list(names), base, rounds=rounds, cluster=cluster, servers=kinds, quiet=kw["as_json"])
+        list(names), base, rounds=rounds, cluster=cluster, servers=kinds, quiet=kw["as_json"],
+        explicit_conns=kw["conns"] is not None)
     if kw["as_json"]:
         _emit_json(compare_mod.to_json(outcomes, start_errors, labels, rounds, cluster))
     else:

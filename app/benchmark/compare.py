@@ -50,6 +50,8 @@ class Run:
             "cpu_s": self.cpu_s,
             "cores": self.cpu_s / self.result.duration_s if self.result.duration_s else 0.0,
             "rss": float(self.rss),
+            "client_cores": float(self.result.extra.get("client_cpu_s", 0.0)) / self.result.duration_s
+            if self.result.duration_s else 0.0,
         }
 
 
@@ -71,13 +73,15 @@ class ScenarioOutcome:
         return out
 
 
-def resolve(names: list[str], base: Spec) -> list[tuple[str, Spec]]:
+def resolve(names: list[str], base: Spec, explicit_conns: bool = True) -> list[tuple[str, Spec]]:
     out = []
     for n in names or list(DEFAULT_SET):
         if n in SCENARIOS:
             out.append((n, replace(base, **SCENARIOS[n])))
         elif n in workloads.WORKLOADS:
-            out.append((n, replace(base, workload=n)))
+            # watch fans out conns x watchers events per put: its default is 10 streams, not 64
+            conns = base.conns if explicit_conns or n != "watch" else 10
+            out.append((n, replace(base, workload=n, conns=conns)))
         else:
             raise ValueError(f"unknown scenario or workload {n!r}; scenarios: {', '.join(SCENARIOS)}; "
                              f"workloads: {', '.join(workloads.WORKLOADS)}")
@@ -91,8 +95,9 @@ def _log(msg: str, quiet: bool) -> None:
 
 def run_compare(names: list[str], base: Spec, rounds: int = 3, cluster: int = 1,
                 servers: tuple[str, ...] = ("etcd", "etcdpy"), quiet: bool = False,
-                pause_s: float = 1.0) -> tuple[list[ScenarioOutcome], dict[str, str], list[str]]:
-    scenarios = resolve(names, base)
+                pause_s: float = 1.0, explicit_conns: bool = True
+                ) -> tuple[list[ScenarioOutcome], dict[str, str], list[str]]:
+    scenarios = resolve(names, base, explicit_conns)
     start_errors: dict[str, str] = {}
     clusters: dict[str, Cluster] = {}
     tmp = tempfile.TemporaryDirectory(prefix="etcdpy-bench-")
@@ -138,7 +143,7 @@ def _fmt(key: str, v: float) -> str:
         return f"{v:,.0f}"
     if key == "cpu_s":
         return f"{v:.1f}s"
-    if key == "cores":
+    if key in ("cores", "client_cores"):
         return f"{v:.2f}"
     if key == "rss":
         return fmt_bytes(v)
@@ -163,7 +168,7 @@ def render(outcomes: list[ScenarioOutcome], start_errors: dict[str, str], labels
         if b:
             head += f"{b:>16}{'ratio':>10}"
         lines.append(head)
-        rows = list(FIGURES) + ["errors", "cpu_s", "cores", "rss"]
+        rows = list(FIGURES) + ["errors", "cpu_s", "cores", "rss", "client_cores"]
         for key in rows:
             va = _fmt(key, ma[key]) if ma else "-"
             line = f"  {key:<12}{va:>16}"

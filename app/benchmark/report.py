@@ -45,6 +45,9 @@ def render(r: Result) -> str:
         f"             mean {fmt_us(lat.mean)}  min {fmt_us(lat.min)}  max {fmt_us(lat.max)}",
         f"  errors     {errors_text(r.errors)}",
     ]
+    if "client_cpu_s" in r.extra and r.duration_s:
+        cpu = float(r.extra["client_cpu_s"])
+        lines.append(f"  client CPU {cpu:.2f}s ({cpu / r.duration_s:.2f} cores, wrk)")
     if r.workload == "watch":
         x = r.extra
         lines[1] = (f"  events     {x['events']:,} of {x['expected_events']:,} expected "

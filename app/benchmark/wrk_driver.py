@@ -22,6 +22,7 @@ import orjson
 
 from app.benchmark.lua_script import RESULT_MARKER, LuaParams, render
 from app.benchmark.result import Result
+from app.benchmark.servers import cpu_seconds
 from app.benchmark.stats import Latency
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
@@ -100,8 +101,12 @@ def run(plan: WrkPlan, progress: ProgressFn | None = None, workload: str | None 
             procs.append(_Proc(argv))
         start = time.monotonic()
         interrupted = False
+        client_cpu = [0.0] * len(procs)
         while any(p.popen.poll() is None for p in procs):
             time.sleep(0.1)
+            for i, p in enumerate(procs):  # sampled while alive: /proc/<pid> goes away at exit
+                if p.popen.poll() is None:
+                    client_cpu[i] = max(client_cpu[i], cpu_seconds(p.popen.pid))
             if progress is not None:
                 progress(sum(p.responses for p in procs), time.monotonic() - start)
             if plan.total is not None and not interrupted:
@@ -118,7 +123,10 @@ def run(plan: WrkPlan, progress: ProgressFn | None = None, workload: str | None 
                 p.popen.wait()
         for s in scripts:
             os.unlink(s)
-    return _merge(plan, outputs, [p.stderr_other for p in procs], workload or plan.lua.workload)
+    result = _merge(plan, outputs, [p.stderr_other for p in procs], workload or plan.lua.workload)
+    # wrk's own CPU time shows whether the client could have been the bottleneck
+    result.extra["client_cpu_s"] = round(sum(client_cpu), 2)
+    return result
 
 
 def _merge(plan: WrkPlan, outputs: list[str], stderrs: list[list[str]], workload: str) -> Result:
