@@ -1,0 +1,334 @@
+"""app/config.py and the `python -m app` command line: etcd's flag syntax, defaults, errors, config files.
+
+Expected messages are Go's flag package texts as etcd 3.4 prints them (checked against /usr/bin/etcd):
+`flag provided but not defined: -foo`, `flag needs an argument: -name`,
+`invalid value "abc" for flag -heartbeat-interval: parse error`, all with exit status 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from app.config import Config, ConfigError, load_file, parse_args
+from app.identity import member_id
+from tests.servers import REPO_ROOT, Server, _launch, etcdpy_ready, free_port
+
+CLI_TIMEOUT_S = 30.0
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m app ARGS` for argument errors, which must exit before serving anything."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
+
+
+def b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+# ------------------------------------------------------------------------------------ flag syntax
+
+@pytest.mark.parametrize("argv", [
+    ["--name", "x"], ["--name=x"], ["-name", "x"], ["-name=x"],
+])
+def test_flag_syntaxes(argv: list[str]) -> None:
+    cfg = parse_args(argv)
+    assert cfg.name == "x"
+    assert cfg.data_dir == "x.etcdpy"  # etcd's default data dir is ${name}.etcd
+
+
+def test_value_may_contain_equals_and_start_with_dash() -> None:
+    cfg = parse_args(["--initial-cluster-token=a=b", "--log-level", "-weird-"])
+    assert cfg.initial_cluster_token == "a=b"
+    assert cfg.log_level == "-weird-"
+
+
+def test_last_occurrence_wins() -> None:
+    assert parse_args(["--name", "a", "--name=b"]).name == "b"
+
+
+def test_defaults() -> None:
+    cfg = parse_args([])
+    assert cfg == Config()
+    assert cfg.name == "default"
+    assert cfg.data_dir == "default.etcdpy"
+    assert cfg.listen_client_urls == ["http://localhost:2379"]
+    assert cfg.advertise_client_urls == ["http://localhost:2379"]
+    assert cfg.listen_peer_urls == ["http://localhost:2380"]
+    assert cfg.initial_advertise_peer_urls == ["http://localhost:2380"]
+    assert cfg.initial_cluster_state == "new"
+    assert cfg.initial_cluster_token == "etcd-cluster"
+    assert (cfg.heartbeat_interval, cfg.election_timeout) == (100, 1000)
+    assert (cfg.max_request_bytes, cfg.max_txn_ops) == (1572864, 128)
+    assert cfg.snapshot_count == 100000
+    # A lone member names itself with its advertised peer URLs.
+    assert cfg.cluster_members == {"default": ["http://localhost:2380"]}
+
+
+def test_explicit_data_dir_wins_over_name() -> None:
+    cfg = parse_args(["--name", "n1", "--data-dir", "/tmp/somewhere"])
+    assert (cfg.name, cfg.data_dir) == ("n1", "/tmp/somewhere")
+
+
+def test_types_and_lists() -> None:
+    cfg = parse_args([
+        "--heartbeat-interval", "50", "--election-timeout=500", "--max-txn-ops", "7",
+        "--max-request-bytes=1024", "--snapshot-count", "10", "--quota-backend-bytes", "4096",
+        "--listen-client-urls", "http://127.0.0.1:1,http://127.0.0.2:2",
+        "--advertise-client-urls", "http://127.0.0.1:1",
+        "--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000",
+        "--initial-cluster-state", "existing",
+    ])
+    assert (cfg.heartbeat_interval, cfg.election_timeout, cfg.max_txn_ops) == (50, 500, 7)
+    assert (cfg.max_request_bytes, cfg.snapshot_count, cfg.quota_backend_bytes) == (1024, 10, 4096)
+    assert all(isinstance(v, int) for v in (cfg.heartbeat_interval, cfg.max_txn_ops))
+    assert cfg.listen_client_urls == ["http://127.0.0.1:1", "http://127.0.0.2:2"]
+    assert cfg.advertise_client_urls == ["http://127.0.0.1:1"]
+    assert (cfg.auto_compaction_mode, cfg.auto_compaction_retention) == ("revision", "1000")
+    assert cfg.initial_cluster_state == "existing"
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--foo"], "flag provided but not defined: -foo"),
+    (["-foo=1"], "flag provided but not defined: -foo"),
+    (["--name", "x", "--nope", "1"], "flag provided but not defined: -nope"),
+    (["--name"], "flag needs an argument: -name"),
+    (["-data-dir"], "flag needs an argument: -data-dir"),
+    (["--heartbeat-interval", "abc"], 'invalid value "abc" for flag -heartbeat-interval: parse error'),
+    (["--max-txn-ops=1.5"], 'invalid value "1.5" for flag -max-txn-ops: parse error'),
+    (["--election-timeout="], 'invalid value "" for flag -election-timeout: parse error'),
+])
+def test_flag_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_args(argv)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("argv", [
+    ["positional"],
+    ["--max-txn-ops", "0"],
+    ["--max-request-bytes=-1"],
+    ["--initial-cluster-state", "bogus"],
+    ["--listen-client-urls", "foo"],
+    ["--advertise-client-urls", "ftp://127.0.0.1:1"],
+    ["--initial-cluster", "garbage"],
+])
+def test_invalid_values_rejected(argv: list[str]) -> None:
+    with pytest.raises(ConfigError):
+        parse_args(argv)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--foo"], "flag provided but not defined: -foo"),
+    (["--name"], "flag needs an argument: -name"),
+    (["--heartbeat-interval", "abc"], 'invalid value "abc" for flag -heartbeat-interval: parse error'),
+])
+def test_cli_reports_flag_errors_with_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr.splitlines()
+    assert proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # nothing was created: no data dir for a refused start
+
+
+# ------------------------------------------------------------------------------ --initial-cluster
+
+def test_initial_cluster_naming_itself_with_matching_urls() -> None:
+    cfg = parse_args([
+        "--name", "n1", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+        "--initial-cluster", "n1=http://127.0.0.1:2380,n2=http://127.0.0.2:2380,n3=http://127.0.0.3:2380",
+    ])
+    assert cfg.cluster_members == {
+        "n1": ["http://127.0.0.1:2380"], "n2": ["http://127.0.0.2:2380"], "n3": ["http://127.0.0.3:2380"],
+    }
+
+
+def test_initial_cluster_member_with_several_urls_in_any_order() -> None:
+    cfg = parse_args([
+        "--name", "n1", "--initial-advertise-peer-urls", "http://127.0.0.1:2,http://127.0.0.1:1",
+        "--initial-cluster", "n1=http://127.0.0.1:1,n1=http://127.0.0.1:2",
+    ])
+    assert sorted(cfg.cluster_members["n1"]) == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+
+
+@pytest.mark.parametrize("argv", [
+    # The member's entry has other URLs than it advertises.
+    ["--name", "n1", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+     "--initial-cluster", "n1=http://127.0.0.1:9999"],
+    # The member is not in the initial cluster at all.
+    ["--name", "n1", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+     "--initial-cluster", "n2=http://127.0.0.1:2380"],
+    # Default advertise URL (localhost:2380) does not match.
+    ["--initial-cluster", "default=http://127.0.0.1:2380"],
+])
+def test_initial_cluster_mismatch_rejected(argv: list[str]) -> None:
+    with pytest.raises(ConfigError):
+        parse_args(argv)
+
+
+def test_cli_rejects_initial_cluster_mismatch(tmp_path: Path) -> None:
+    proc = run_cli("--name", "a", "--initial-cluster", "a=http://127.0.0.1:1",
+                   "--initial-advertise-peer-urls", "http://127.0.0.1:2", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "initial-cluster" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------- config files
+
+def write_yaml(path: Path, doc: dict[str, object]) -> str:
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_config_file_uses_flag_names(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "cfg.yaml", {
+        "name": "node1",
+        "data-dir": "/var/lib/x",
+        "listen-client-urls": "http://127.0.0.1:4001,http://127.0.0.1:4002",
+        "advertise-client-urls": ["http://127.0.0.1:4001"],
+        "initial-advertise-peer-urls": "http://127.0.0.1:4003",
+        "initial-cluster": "node1=http://127.0.0.1:4003",
+        "initial-cluster-token": "tok",
+        "heartbeat-interval": 200,
+        "election-timeout": "2000",
+        "max-txn-ops": 64,
+        "auto-compaction-retention": 1,
+    })
+    cfg = parse_args(["--config-file", path])
+    assert cfg.name == "node1" and cfg.data_dir == "/var/lib/x"
+    assert cfg.listen_client_urls == ["http://127.0.0.1:4001", "http://127.0.0.1:4002"]
+    assert cfg.advertise_client_urls == ["http://127.0.0.1:4001"]
+    assert cfg.cluster_members == {"node1": ["http://127.0.0.1:4003"]}
+    assert (cfg.heartbeat_interval, cfg.election_timeout, cfg.max_txn_ops) == (200, 2000, 64)
+    assert cfg.auto_compaction_retention == "1"
+    assert cfg.initial_cluster_token == "tok"
+    assert cfg.config_file == path
+    assert load_file(path) == cfg
+
+
+def test_config_file_other_flags_ignored(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "cfg.yaml", {"name": "from-file"})
+    for argv in (["--config-file", path, "--name", "from-flag", "--max-txn-ops", "3"],
+                 ["--name=from-flag", f"--config-file={path}", "--data-dir", "elsewhere"]):
+        cfg = parse_args(argv)
+        assert cfg.name == "from-file"
+        assert cfg.data_dir == "from-file.etcdpy"  # default from the file's name, not the flag
+        assert cfg.max_txn_ops == 128
+
+
+def test_config_file_defaults_and_null_values(tmp_path: Path) -> None:
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_file(str(tmp_path / "empty.yaml")).data_dir == "default.etcdpy"
+    path = write_yaml(tmp_path / "nulls.yaml", {"name": None, "data-dir": None, "max-txn-ops": None})
+    cfg = load_file(path)
+    assert (cfg.name, cfg.data_dir, cfg.max_txn_ops) == ("default", "default.etcdpy", 128)
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    ("name: [unclosed", "not valid YAML"),
+    ("- a list\n- not a mapping\n", "mapping"),
+    ("max-txn-ops: many\n", 'invalid value "many" for flag -max-txn-ops'),
+    ("initial-cluster-state: bogus\n", "initial-cluster-state"),
+])
+def test_config_file_errors(tmp_path: Path, content: str, fragment: str) -> None:
+    (tmp_path / "bad.yaml").write_text(content)
+    with pytest.raises(ConfigError) as info:
+        parse_args(["--config-file", str(tmp_path / "bad.yaml")])
+    assert fragment in str(info.value)
+
+
+def test_missing_config_file_is_a_cli_error(tmp_path: Path) -> None:
+    proc = run_cli("--config-file", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "nope.yaml" in proc.stderr
+
+
+# -------------------------------------------------------------------------------------- end to end
+
+def launch(argv: list[str], cwd: Path, url: str, data_dir: Path) -> Server:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return _launch([sys.executable, "-m", "app", *argv], cwd, url, data_dir, "etcdpy", cwd / "etcdpy.log",
+                   etcdpy_ready, env)
+
+
+def test_config_file_end_to_end(tmp_path: Path) -> None:
+    port, peer = free_port(), free_port()
+    url, peer_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer}"
+    data_dir = tmp_path / "data" / "here"
+    path = write_yaml(tmp_path / "cfg.yaml", {
+        "name": "cfgnode",
+        "data-dir": str(data_dir),
+        "listen-client-urls": url,
+        "advertise-client-urls": url,
+        "listen-peer-urls": peer_url,
+        "initial-advertise-peer-urls": peer_url,
+        "initial-cluster": f"cfgnode={peer_url}",
+        "initial-cluster-token": "cfg-token",
+    })
+    # Flags next to --config-file are ignored: this bogus data dir must not be used.
+    server = launch(["--config-file", path, "--data-dir", str(tmp_path / "ignored")], tmp_path, url, data_dir)
+    try:
+        with httpx.Client(timeout=10) as client:
+            resp = client.post(f"{url}/v3/kv/put", json={"key": b64("k"), "value": b64("v")})
+            assert resp.status_code == 200, resp.text
+            header = resp.json()["header"]
+            # The member id is derived from the configured peer URLs and cluster token, as etcd does.
+            assert header["member_id"] == str(member_id([peer_url], "cfg-token"))
+        assert (data_dir / "member").is_dir()
+        assert not (tmp_path / "ignored").exists()
+        assert not (tmp_path / "cfgnode.etcdpy").exists()
+        server = server.restart()
+        with httpx.Client(timeout=10) as client:
+            kvs = client.post(f"{url}/v3/kv/range", json={"key": b64("k")}).json()["kvs"]
+            assert base64.b64decode(kvs[0]["value"]) == b"v"
+    finally:
+        server.stop()
+
+
+def port_is_free(port: int) -> bool:
+    for host in ("127.0.0.1", "localhost"):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def test_no_flags_creates_default_data_dir_in_cwd(tmp_path: Path) -> None:
+    """With no flags at all etcdpy serves localhost:2379 from ./default.etcdpy.
+
+    When 2379 is taken (another etcd on this machine), the same default-name logic is checked through
+    a config file that sets only the ports: the data dir is still ./default.etcdpy in the cwd.
+    """
+    if port_is_free(2379) and port_is_free(2380):
+        argv: list[str] = []
+        url = "http://localhost:2379"
+    else:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        argv = ["--config-file", write_yaml(tmp_path / "ports.yaml", {
+            "listen-client-urls": url, "advertise-client-urls": url})]
+    server = launch(argv, tmp_path, url, tmp_path / "default.etcdpy")
+    try:
+        with httpx.Client(timeout=10) as client:
+            resp = client.post(f"{url}/v3/kv/put", json={"key": b64("k"), "value": b64("v")})
+            assert resp.status_code == 200, resp.text
+        assert (tmp_path / "default.etcdpy" / "member").is_dir()
+    finally:
+        server.stop()
