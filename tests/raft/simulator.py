@@ -11,11 +11,13 @@ Run one case by hand: SEED=123 N=5 pytest tests/raft/test_simulation.py -k repro
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 
 from raft import (
     ConfChange,
     ConfChangeSingle,
+    ConfChangeTransition,
     ConfChangeType,
     ConfChangeV2,
     Config,
@@ -44,7 +46,7 @@ class InvariantViolation(AssertionError):
 @dataclass
 class SimOptions:
     n: int = 3
-    chaos_ticks: int = 200
+    chaos_ticks: int = 300
     heal_ticks: int = 200
     drop: float = 0.05
     dup: float = 0.03
@@ -95,6 +97,8 @@ class Simulator:
         self.applied: dict[int, tuple[int, bytes]] = {}  # index -> (term, data): state machine
         self.max_committed = 0
         self.trace: list[str] = []
+        # How often each kind of event happened: lets tests prove the faults are really injected.
+        self.stats: Counter[str] = Counter()
         for i in range(1, opts.n + 1):
             self._create_node(i, bootstrap=[Peer(j) for j in range(1, opts.n + 1)])
 
@@ -107,7 +111,9 @@ class Simulator:
             f"  reproduce: SEED={self.seed} N={self.opts.n} pytest tests/raft/test_simulation.py -k repro\n"
             f"  last events:\n{tail}")
 
-    def log(self, s: str) -> None:
+    def log(self, s: str, kind: str = "") -> None:
+        if kind:
+            self.stats[kind] += 1
         self.trace.append(f"[{self.now}] {s}")
         if len(self.trace) > 200:
             del self.trace[:100]
@@ -154,7 +160,7 @@ class Simulator:
         other = self.leaders.get(r.term)
         if other is None:
             self.leaders[r.term] = node.id
-            self.log(f"{node.id} became leader at term {r.term}")
+            self.log(f"{node.id} became leader at term {r.term}", "leader")
             self._check_leader_completeness(node)
         elif other != node.id:
             self.fail(f"two leaders in term {r.term}: {other} and {node.id}")
@@ -223,6 +229,7 @@ class Simulator:
             cc = conf_change_from_entry(e)
             was_member = _is_member(node.id, node.conf_state)
             node.conf_state = node.rn.apply_conf_change(cc)
+            self.stats["joint" if node.conf_state.voters_outgoing else "conf_applied"] += 1
             node.was_member = node.was_member or _is_member(node.id, node.conf_state)
             if was_member and not _is_member(node.id, node.conf_state):
                 # Like etcd's server: a member that applied its own removal shuts down.
@@ -247,7 +254,7 @@ class Simulator:
             node.conf_state = rd.snapshot.metadata.conf_state
             node.was_member = node.was_member or _is_member(node.id, node.conf_state)
             node.applied_index = rd.snapshot.metadata.index
-            self.log(f"{node.id} installed snapshot at {rd.snapshot.metadata.index}")
+            self.log(f"{node.id} installed snapshot at {rd.snapshot.metadata.index}", "snapshot")
         if rd.entries:
             st.append(rd.entries)
             self._check_persisted(node, rd.entries)
@@ -284,10 +291,12 @@ class Simulator:
     def send(self, m: Message) -> None:
         o = self.opts
         if self.faults and self.rng.random() < o.drop:
-            self.log(f"drop {m.type.name} {m.frm}->{m.to}")
+            self.log(f"drop {m.type.name} {m.frm}->{m.to}", "drop")
             self._report_snap(m, False)
             return
         copies = 2 if (self.faults and self.rng.random() < o.dup) else 1
+        if copies == 2:
+            self.stats["dup"] += 1
         for _ in range(copies):
             delay = self.rng.randrange(o.max_delay + 1) if self.faults else self.rng.randrange(2)
             self.seq += 1
@@ -335,7 +344,7 @@ class Simulator:
     # -- faults and operations -----------------------------------------------------------------
 
     def crash(self, node: SimNode, why: str) -> None:
-        self.log(f"crash {node.id} ({why})")
+        self.log(f"crash {node.id} ({why})", "crash")
         node.rn = None
 
     def restart(self, node: SimNode) -> None:
@@ -346,7 +355,7 @@ class Simulator:
         node.conf_state = _copy_cs(st.snap.metadata.conf_state)
         # The state machine is restored from the snapshot: everything up to it counts as applied.
         node.rn = RawNode(self._config(node.id, st, st.snap.metadata.index))
-        self.log(f"restart {node.id} (term {st.hard_state.term}, last {st.last_index()})")
+        self.log(f"restart {node.id} (term {st.hard_state.term}, last {st.last_index()})", "restart")
 
     def random_fault(self) -> None:
         o = self.opts
@@ -365,7 +374,7 @@ class Simulator:
             self.rng.shuffle(ids)
             k = self.rng.randrange(1, len(ids))
             self.partition = [set(ids[:k]), set(ids[k:])]
-            self.log(f"partition {self.partition}")
+            self.log(f"partition {self.partition}", "partition")
         elif r < 2 * o.crash + 0.02 + 3 * o.partition:
             if self.partition is not None:
                 self.log("heal partition")
@@ -393,10 +402,18 @@ class Simulator:
         if ld is None or ld.rn is None:
             return
         cs = ld.rn.raft.prs.conf_state()
+        cc: ConfChange | ConfChangeV2
         if cs.voters_outgoing:
+            if not cs.auto_leave:
+                # A joint config entered with an explicit transition is left by an empty ConfChangeV2.
+                cc = ConfChangeV2()
+                self.log(f"propose leave-joint via {ld.id}", "conf_change")
+                try:
+                    ld.rn.propose_conf_change(cc)
+                except ErrProposalDropped:
+                    pass
             return
         choice = self.rng.random()
-        cc: ConfChange | ConfChangeV2
         if cs.learners and choice < 0.35:
             cc = ConfChange(ConfChangeType.ADD_NODE, self.rng.choice(cs.learners))
         elif choice < 0.6 and len(cs.voters) + len(cs.learners) < 7:
@@ -410,11 +427,12 @@ class Simulator:
             # Joint consensus: promote a learner and demote/remove a voter at once.
             victim = self.rng.choice(cs.voters)
             kind = self.rng.choice([ConfChangeType.REMOVE_NODE, ConfChangeType.ADD_LEARNER_NODE])
+            transition = self.rng.choice(list(ConfChangeTransition))
             cc = ConfChangeV2([ConfChangeSingle(ConfChangeType.ADD_NODE, self.rng.choice(cs.learners)),
-                               ConfChangeSingle(kind, victim)])
+                               ConfChangeSingle(kind, victim)], transition)
         else:
             return
-        self.log(f"propose conf change {cc} via {ld.id}")
+        self.log(f"propose conf change {cc} via {ld.id}", "conf_change")
         try:
             ld.rn.propose_conf_change(cc)
         except (ErrProposalDropped, ErrConfChangeInvalid):
@@ -428,7 +446,7 @@ class Simulator:
         voters = [i for i in ld.rn.raft.prs.config.voters.ids() if i != ld.id]
         if voters:
             to = self.rng.choice(sorted(voters))
-            self.log(f"transfer leader {ld.id} -> {to}")
+            self.log(f"transfer leader {ld.id} -> {to}", "transfer")
             ld.rn.transfer_leader(to)
 
     # -- main loop -----------------------------------------------------------------------
