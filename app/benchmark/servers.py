@@ -169,10 +169,14 @@ class Cluster:
         N independent nodes): a key written through member 0 must become readable on every member."""
         key = base64.b64encode(f"etcdpy-bench/cluster-check/{os.getpid()}".encode()).decode()
         value = base64.b64encode(str(time.time_ns()).encode()).decode()
-        status, body = _post(self.members[0].client_url, "/v3/kv/put", {"key": key, "value": value})
-        if status != 200:
-            raise ServerStartError(f"{self.label}: put on member 0 failed ({status}) {body[:200]!r}")
         deadline = time.monotonic() + timeout
+        while True:  # /health may answer before a leader is elected: retry until the deadline
+            status, body = _post(self.members[0].client_url, "/v3/kv/put", {"key": key, "value": value})
+            if status == 200:
+                break
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"{self.label}: put on member 0 failed ({status}) {body[:200]!r}")
+            time.sleep(0.1)
         for m in self.members[1:]:
             while True:
                 status, body = _post(m.client_url, "/v3/kv/range", {"key": key})
