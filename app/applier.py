@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app import commands
+from app.membership import MemberUpdateRequest
 from storage import txn as txn_eval
 from storage.errors import LeaseNotFoundError
 from storage.kv_types import (
@@ -20,6 +21,7 @@ from storage.kv_types import (
     PutRequest,
     TxnRequest,
 )
+from storage.lessor import LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, Lessor
 from storage.mvcc import MVCCStore
 from storage.write_txn import WriteTxn
 
@@ -31,6 +33,9 @@ class Applier:
         self.store = store
         self.on_events = on_events
         self.compactions_scheduled = 0
+        self.lessor = Lessor(store)
+        # Commands that belong to the server rather than to MVCC (membership updates) go here.
+        self.on_other: Callable[[int, Any], Any] | None = None
 
     def apply(self, index: int, data: bytes) -> tuple[int, Any]:
         """Apply one entry; returns (request id, result or the exception the request failed with)."""
@@ -53,6 +58,11 @@ class Applier:
             store.schedule_compaction(cmd.revision, index)
             self.compactions_scheduled += 1
             return CompactionResult(store.current_revision)
+        if isinstance(cmd, (LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest)):
+            return self._execute_lease(index, cmd)
+        if isinstance(cmd, MemberUpdateRequest):
+            assert self.on_other is not None, "membership commands need a server"
+            return self.on_other(index, cmd)
         txn = WriteTxn(store, index)
         if isinstance(cmd, PutRequest):
             if cmd.lease and not store.lease_exists(cmd.lease):
@@ -68,3 +78,15 @@ class Applier:
         if events and self.on_events is not None:
             self.on_events(events, store.current_revision)
         return result
+
+    def _execute_lease(self, index: int,
+                       cmd: LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest) -> Any:
+        if isinstance(cmd, LeaseGrantRequest):
+            return self.lessor.apply_grant(index, cmd.ID, cmd.TTL)
+        if isinstance(cmd, LeaseCheckpointRequest):
+            self.lessor.apply_checkpoint(index, cmd.checkpoints)
+            return None
+        events = self.lessor.apply_revoke(index, cmd.ID)
+        if events and self.on_events is not None:
+            self.on_events(events, self.store.current_revision)
+        return self.store.current_revision

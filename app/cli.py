@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
 
 from app.asgi import create_app
 from app.config import Config, ConfigError, parse_args
+from app.peer_transport import PeerApp, fetch_members
 from app.server import EtcdServer
 
 log = logging.getLogger("etcdpy")
@@ -30,11 +33,8 @@ def _bind(url: str) -> socket.socket:
     return sock
 
 
-async def serve(config: Config) -> None:
-    server = EtcdServer(config)
-    app = create_app(server)
-    sockets = [_bind(url) for url in config.listen_client_urls]
-    uv_config = uvicorn.Config(
+def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(
         app,
         loop="uvloop",
         http="httptools",
@@ -42,18 +42,62 @@ async def serve(config: Config) -> None:
         access_log=False,
         log_level=config.log_level,
         timeout_graceful_shutdown=2,
+    ))
+
+
+async def _join_info(config: Config) -> dict[str, Any] | None:
+    """For --initial-cluster-state existing: learn our id and the cluster's from a running member."""
+    if config.initial_cluster_state != "existing":
+        return None
+    if os.path.exists(os.path.join(config.data_dir, "member", "wal")):
+        return None  # restarting: the WAL knows who we are
+    others = [url for name, urls in config.cluster_members.items() if name != config.name for url in urls]
+    mine = sorted(config.initial_advertise_peer_urls)
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        info = await fetch_members(others)
+        if info is not None:
+            for member in info["members"]:
+                if sorted(member[2]) == mine:
+                    return {"member_id": member[0], "cluster_id": info["cluster_id"]}
+            raise ConfigError(f"no member with peer URLs {mine} in the cluster: add it with member add first")
+        if asyncio.get_running_loop().time() > deadline:
+            raise ConfigError("could not reach any member of --initial-cluster to join it")
+        await asyncio.sleep(0.5)
+
+
+async def serve(config: Config) -> None:
+    server = EtcdServer(config, joined=await _join_info(config))
+    client_server = _uvicorn(create_app(server), config)
+    peer_app = PeerApp(
+        step=server.node.step,
+        receive_snapshot=server.receive_snapshot,
+        members=lambda: {
+            "cluster_id": server.cluster_id,
+            "members": [[m.id, m.name, m.peer_urls, m.client_urls, m.is_learner]
+                        for m in server.membership.sorted_members()],
+        },
+        snapshot_dir=os.path.join(server.member_dir, "snap"),
     )
-    uv = uvicorn.Server(uv_config)
-    server.resume_background_work()
-    log.info("serving client requests on %s", ", ".join(config.listen_client_urls))
+    peer_server = _uvicorn(peer_app, config)
+    client_sockets = [_bind(url) for url in config.listen_client_urls]
+    peer_sockets = [_bind(url) for url in config.listen_peer_urls]
+    server.start()
+    log.info("member %x serving clients on %s, peers on %s", server.member_id,
+             ", ".join(config.listen_client_urls), ", ".join(config.listen_peer_urls))
+    peers = asyncio.create_task(peer_server.serve(sockets=peer_sockets))
     try:
-        await uv.serve(sockets=sockets)
+        await client_server.serve(sockets=client_sockets)
     finally:
+        peer_server.should_exit = True
+        await peers
+        await server.stop()
         server.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = parse_args(sys.argv[1:] if argv is None else argv)
     except ConfigError as exc:
@@ -65,4 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgpack
 
+from app.membership import Member, MemberUpdateRequest
 from storage.kv_types import (
     CompactionRequest,
     Compare,
@@ -19,10 +20,14 @@ from storage.kv_types import (
     RequestOp,
     TxnRequest,
 )
+from storage.lessor import LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest
 
 PUT, DELETE_RANGE, TXN, COMPACTION = 1, 2, 3, 4
+LEASE_GRANT, LEASE_REVOKE, LEASE_CHECKPOINT = 10, 11, 12
+MEMBER_UPDATE = 20
 
-Command = PutRequest | DeleteRangeRequest | TxnRequest | CompactionRequest
+Command = (PutRequest | DeleteRangeRequest | TxnRequest | CompactionRequest
+           | LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest | MemberUpdateRequest)
 
 
 def encode(request_id: int, cmd: Command) -> bytes:
@@ -32,9 +37,27 @@ def encode(request_id: int, cmd: Command) -> bytes:
         body = [DELETE_RANGE, request_id, cmd.key, cmd.range_end, cmd.prev_kv]
     elif isinstance(cmd, TxnRequest):
         body = [TXN, request_id, _txn(cmd)]
+    elif isinstance(cmd, LeaseGrantRequest):
+        body = [LEASE_GRANT, request_id, cmd.ID, cmd.TTL]
+    elif isinstance(cmd, LeaseRevokeRequest):
+        body = [LEASE_REVOKE, request_id, cmd.ID]
+    elif isinstance(cmd, LeaseCheckpointRequest):
+        body = [LEASE_CHECKPOINT, request_id, [list(c) for c in cmd.checkpoints]]
+    elif isinstance(cmd, MemberUpdateRequest):
+        body = [MEMBER_UPDATE, request_id, cmd.member.pack()]
     else:
         body = [COMPACTION, request_id, cmd.revision, cmd.physical]
     return msgpack.packb(body, use_bin_type=True)
+
+
+def request_id(data: bytes) -> int:
+    """The request id of an encoded command, without decoding the rest."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    unpacker.read_array_header()
+    unpacker.skip()
+    rid: int = unpacker.unpack()
+    return rid
 
 
 def decode(data: bytes) -> tuple[int, Command]:
@@ -47,6 +70,14 @@ def decode(data: bytes) -> tuple[int, Command]:
         return request_id, _untxn(rest[0])
     if kind == COMPACTION:
         return request_id, CompactionRequest(*rest)
+    if kind == LEASE_GRANT:
+        return request_id, LeaseGrantRequest(*rest)
+    if kind == LEASE_REVOKE:
+        return request_id, LeaseRevokeRequest(*rest)
+    if kind == LEASE_CHECKPOINT:
+        return request_id, LeaseCheckpointRequest([(c[0], c[1]) for c in rest[0]])
+    if kind == MEMBER_UPDATE:
+        return request_id, MemberUpdateRequest(Member.unpack(rest[0]))
     raise ValueError(f"unknown command kind {kind}")
 
 

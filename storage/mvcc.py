@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -54,13 +54,16 @@ class MVCCStore:
     """Owns the RocksDB database and the revision counters derived from it."""
 
     def __init__(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+        self.path = path
+        self._open()
+
+    def _open(self) -> None:
+        os.makedirs(self.path, exist_ok=True)
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.create_missing_column_families(True)
         families = {name: Options(raw_mode=True) for name in FAMILIES}
-        self.path = path
-        self.db = Rdict(path, opts, column_families=families)
+        self.db = Rdict(self.path, opts, column_families=families)
         self.kv = self.db.get_column_family("kv")
         self.index = self.db.get_column_family("index")
         self.latest = self.db.get_column_family("latest")
@@ -72,6 +75,13 @@ class MVCCStore:
         # etcd's first revision is 1: a fresh store answers reads with header revision 1.
         self.current_revision = max(1, _read_u64(self.meta.get(META_CURRENT_REV)))
         self.compact_revision = _read_u64(self.meta.get(META_COMPACT_REV))
+
+    def replace_with(self, build: Callable[[str], None]) -> None:
+        """Swap in a whole new database (a snapshot from the leader): close, let `build` write the new
+        one at this path, reopen. The object stays the same, so everything holding it keeps working."""
+        self.close()
+        build(self.path)
+        self._open()
 
     def close(self) -> None:
         self.db.close()
@@ -170,6 +180,17 @@ class MVCCStore:
         self.db.write(batch)
         self.applied_index = index
         self.current_revision = revision
+
+    def get_meta(self, name: bytes) -> bytes | None:
+        data: bytes | None = self.meta.get(name)
+        return data
+
+    def commit_meta(self, index: int, updates: dict[bytes, bytes]) -> None:
+        """Write names of the `meta` family (membership, cluster id) atomically with the applied index."""
+        batch = WriteBatch(raw_mode=True)
+        for name, value in updates.items():
+            batch.put(name, value, self.handles["meta"])
+        self.commit_batch(batch, index, self.current_revision)
 
     def record_applied(self, index: int) -> None:
         """Mark an entry that changes no MVCC state (a read-only txn, a no-op) as applied."""

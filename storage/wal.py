@@ -57,6 +57,7 @@ class WalState:
     hard_state: WalHardState = WalHardState(0, 0, 0)
     snapshot_index: int = 0
     snapshot_term: int = 0
+    snapshot_data: bytes = b""  # opaque to the WAL: the caller's description of the snapshot
     metadata: bytes = b""
 
 
@@ -139,9 +140,9 @@ class WAL:
             parts.append(_record(REC_HARD_STATE, _HARD_STATE.pack(*hard_state)))
         self._write(b"".join(parts))
 
-    def save_snapshot(self, index: int, term: int) -> None:
+    def save_snapshot(self, index: int, term: int, data: bytes = b"") -> None:
         """Record that the state machine holds everything up to `index`: replay starts after it."""
-        self._write(_record(REC_SNAPSHOT, _SNAPSHOT.pack(index, term)))
+        self._write(_record(REC_SNAPSHOT, _SNAPSHOT.pack(index, term) + data))
         if index > self.last_index:
             self.last_index = index
 
@@ -219,8 +220,9 @@ def _apply_record(state: WalState, rtype: int, body: bytes) -> None:
     elif rtype == REC_HARD_STATE:
         state.hard_state = WalHardState(*_HARD_STATE.unpack(body))
     elif rtype == REC_SNAPSHOT:
-        index, term = _SNAPSHOT.unpack(body)
+        index, term = _SNAPSHOT.unpack_from(body)
         state.snapshot_index, state.snapshot_term = index, term
+        state.snapshot_data = body[_SNAPSHOT.size :]
         state.entries = [e for e in state.entries if e.index > index]
     elif rtype == REC_METADATA:
         state.metadata = body
