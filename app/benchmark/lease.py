@@ -140,4 +140,5 @@ def run_lease_keepalive(p: LeaseParams, progress: Callable[[int, float], None] |
             errors[k] = errors.get(k, 0) + v
     return Result(workload="lease-keepalive", endpoints=p.endpoints, conns=p.conns,
                   duration_s=max(o.elapsed_s for o in outs), requests=sum(o.requests for o in outs),
-                  errors=errors, latency=lat, extra={"leases": len(lease_ids), "procs": nprocs})
+                  errors=errors, latency=lat,
+                  extra={"leases": len(lease_ids), "procs": nprocs, "client_cpu_s": round(group.cpu_s, 2)})

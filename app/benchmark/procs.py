@@ -53,17 +53,19 @@ def _entry(fn: WorkerFn, args: Any, ctl: WorkerCtl, idx: int) -> None:
         uvloop.install()
     except ImportError:
         pass
+    cpu0 = time.process_time()  # leave out interpreter start-up and imports
     try:
         res: Any = asyncio.run(fn(args, ctl, idx))
-        ctl.results_q.put((idx, res, None))
+        ctl.results_q.put((idx, res, None, time.process_time() - cpu0))
     except BaseException as e:  # report every failure to the parent instead of hanging it
         ctl.ready_q.put(idx)
-        ctl.results_q.put((idx, None, f"{type(e).__name__}: {e}"))
+        ctl.results_q.put((idx, None, f"{type(e).__name__}: {e}", time.process_time() - cpu0))
 
 
 class WorkerGroup:
     def __init__(self, fn: WorkerFn, args: list[Any]) -> None:
         self.ctl = WorkerCtl(len(args))
+        self.cpu_s = 0.0  # CPU time the workers used, to tell whether the client kept up
         self.procs = [_CTX.Process(target=_entry, args=(fn, a, self.ctl, i), daemon=True)
                       for i, a in enumerate(args)]
 
@@ -102,13 +104,14 @@ class WorkerGroup:
                 self.terminate()
                 raise RuntimeError("benchmark workers timed out")
             try:
-                idx, res, err = self.ctl.results_q.get(timeout=0.1)
+                idx, res, err, cpu = self.ctl.results_q.get(timeout=0.1)
             except queue.Empty:
                 if poll is not None:
                     poll()
                 if all(not p.is_alive() for p in self.procs) and self.ctl.results_q.empty():
                     break
                 continue
+            self.cpu_s += cpu
             if err is not None:
                 errors.append(f"worker {idx}: {err}")
             else:

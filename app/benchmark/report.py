@@ -47,7 +47,8 @@ def render(r: Result) -> str:
     ]
     if "client_cpu_s" in r.extra and r.duration_s:
         cpu = float(r.extra["client_cpu_s"])
-        lines.append(f"  client CPU {cpu:.2f}s ({cpu / r.duration_s:.2f} cores, wrk)")
+        who = "wrk" if r.workload in ("put", "range", "txn-put", "txn-mixed") else "python workers"
+        lines.append(f"  client CPU {cpu:.2f}s ({cpu / r.duration_s:.2f} cores, {who})")
     if r.workload == "watch":
         x = r.extra
         lines[1] = (f"  events     {x['events']:,} of {x['expected_events']:,} expected "

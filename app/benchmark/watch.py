@@ -170,11 +170,13 @@ def run_watch(p: WatchParams, progress: Callable[[int, float], None] | None = No
     t0 = time.monotonic()
     group.go()
     puts = 0
+    writer_cpu0 = time.process_time()
     try:
         puts = asyncio.run(_writer(p, put_lat, errors))
     finally:
         group.publish_final(puts)  # also on failure: workers must never wait forever
     write_s = time.monotonic() - t0
+    writer_cpu = time.process_time() - writer_cpu0
     outs: list[_WatcherOut] = group.results(
         poll=(lambda: progress(group.progress(), time.monotonic() - t0)) if progress else None)
     watchers = p.streams * p.watchers_per_stream
@@ -193,4 +195,5 @@ def run_watch(p: WatchParams, progress: Callable[[int, float], None] | None = No
                   requests=events, errors=errors, latency=lat,
                   extra={"watchers": watchers, "puts": puts, "expected_events": puts * watchers,
                          "events": events, "put_rate": p.rate,
+                         "client_cpu_s": round(group.cpu_s + writer_cpu, 2),
                          "put_latency_us": {k: round(v, 1) for k, v in put_lat.summary().items()}})
