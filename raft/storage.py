@@ -14,6 +14,14 @@ from raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata, 
 
 
 class Storage(Protocol):
+    """Read access to the persisted log. Errors: ErrCompacted below first_index(), ErrUnavailable
+    beyond last_index(), ErrSnapshotTemporarilyUnavailable from snapshot() while one is being built.
+
+    snapshot() is what the leader ships to a follower that needs compacted entries. It should reflect
+    recent applied state (etcd's server builds it on demand): a member added after the snapshot was
+    taken is not in its ConfState and will refuse it until a newer snapshot exists.
+    """
+
     def initial_state(self) -> tuple[HardState, ConfState]: ...
 
     def entries(self, lo: int, hi: int, max_size: int) -> list[Entry]:

@@ -253,6 +253,10 @@ class Ready:
     5. Call ``advance(rd)``.
 
     ``soft_state`` is informational (leader / role changes) and is None when unchanged.
+
+    A leader counts its own copy of an entry as soon as it appends it (etcd 3.4 style), so a
+    one-member cluster returns a proposal in ``entries`` and ``committed_entries`` of the same
+    Ready; the order above (persist before apply) keeps that durable.
     """
 
     soft_state: SoftState | None = None

@@ -96,6 +96,8 @@ class Simulator:
         self.committed: dict[int, tuple[int, bytes]] = {}  # index -> (term, data)
         self.applied: dict[int, tuple[int, bytes]] = {}  # index -> (term, data): state machine
         self.max_committed = 0
+        # read ctx -> highest commit index observed anywhere when the read was issued.
+        self.reads: dict[bytes, int] = {}
         self.trace: list[str] = []
         # How often each kind of event happened: lets tests prove the faults are really injected.
         self.stats: Counter[str] = Counter()
@@ -214,6 +216,27 @@ class Simulator:
         if commit > self.max_committed:
             self.max_committed = commit
 
+    def _check_read(self, node: SimNode, index: int, ctx: bytes) -> None:
+        """Linearizable reads: a read index never precedes a commit that happened before the read."""
+        self.stats["read"] += 1
+        floor = self.reads.get(ctx)
+        if floor is None:
+            self.fail(f"node {node.id} got a ReadState for unknown context {ctx!r}")
+        elif index < floor:
+            self.fail(f"stale read: node {node.id} read index {index} for {ctx!r}, but index {floor} was "
+                      f"already committed when the read was issued")
+
+    def random_read(self) -> None:
+        live = [n for n in self.live() if not n.removed]
+        if not live:
+            return
+        node = self.rng.choice(live)
+        self.proposal_seq += 1
+        ctx = f"r{self.proposal_seq}".encode()
+        self.reads[ctx] = self.max_committed
+        assert node.rn is not None
+        node.rn.read_index(ctx)
+
     def _apply(self, node: SimNode, e: Entry) -> None:
         if e.index != node.applied_index + 1:
             self.fail(f"node {node.id} applied index {e.index} after {node.applied_index}")
@@ -270,6 +293,8 @@ class Simulator:
         # 3. apply
         for e in rd.committed_entries:
             self._apply(node, e)
+        for rs in rd.read_states:
+            self._check_read(node, rs.index, rs.request_ctx)
         rn.advance(rd)
         self.observe(node)
         # Occasionally snapshot the applied state and compact the log, as a server would.
@@ -479,6 +504,8 @@ class Simulator:
                 self.propose(self.rng.choice([1, 1, 2, 5]))
             if o.conf_changes and self.rng.random() < 0.03:
                 self.random_conf_change()
+            if self.rng.random() < 0.1:
+                self.random_read()
             if o.transfers and self.rng.random() < 0.02:
                 self.random_transfer()
             self.step_tick()

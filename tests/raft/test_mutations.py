@@ -113,6 +113,20 @@ def test_mutation_pre_candidate_bumps_term_is_caught(monkeypatch: pytest.MonkeyP
         check_prevote_keeps_partitioned_node_from_disrupting()
 
 
+def test_mutation_read_index_without_heartbeat_round_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break §8: answer ReadIndex with the local commit index without confirming leadership."""
+    from tests.raft.test_paper import check_deposed_leader_serves_no_stale_reads
+
+    def immediate(self: Raft, m: Message) -> None:
+        resp = self.response_to_read_index_req(m, self.raft_log.committed)
+        if resp.to:
+            self.send(resp)
+
+    monkeypatch.setattr(Raft, "send_msg_read_index_response", immediate)
+    with pytest.raises(AssertionError, match="stale read"):
+        check_deposed_leader_serves_no_stale_reads()
+
+
 def test_mutation_no_check_quorum_step_down_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break check-quorum: the leader never notices it lost its majority."""
     from raft.tracker import ProgressTracker

@@ -474,6 +474,32 @@ def test_read_index_waits_for_heartbeat_quorum() -> None:
     assert [(rs.index, rs.request_ctx) for rs in r.read_states] == [(1, b"ctx")]
 
 
+def check_deposed_leader_serves_no_stale_reads() -> None:
+    env = cluster(3)
+    elect(env, 1)
+    do(env, "isolate 1")
+    do(env, "campaign 2")
+    do(env, "stabilize 2 3")
+    assert role(env, 2)[0] == StateType.LEADER
+    do(env, "propose 2 new")
+    do(env, "stabilize 2 3")
+    committed = env.nodes[2].rn.raft.raft_log.committed
+    # Node 1 still believes it leads; a read there must not return an index below `committed`.
+    do(env, "read-index 1 stale")
+    out = do(env, "stabilize 1")
+    for line in out.split("\n"):
+        if "Ctx:b'stale'" in line:
+            index = int(line.split("Index:")[1].split()[0])
+            assert index >= committed, f"stale read at index {index} < {committed}"
+
+
+def test_deposed_leader_serves_no_stale_reads() -> None:
+    """§8: "a leader must check whether it has been deposed before processing a read-only request
+    (its information may be stale if a more recent leader has been elected)". An isolated old leader
+    cannot gather heartbeat acknowledgements from a majority, so it answers no reads."""
+    check_deposed_leader_serves_no_stale_reads()
+
+
 def test_read_index_on_follower_is_forwarded() -> None:
     """§8 (thesis §6.4): followers forward read requests to the leader and serve them locally once
     their applied index reaches the leader's read index."""

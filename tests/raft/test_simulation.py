@@ -117,5 +117,5 @@ def test_simulation_exercises_faults_and_features() -> None:
         assert sim.leaders, "no leader was ever elected"
         total += sim.stats
     for kind in ("crash", "restart", "drop", "dup", "partition", "snapshot", "conf_change", "joint",
-                 "transfer", "leader"):
+                 "transfer", "leader", "read"):
         assert total[kind] > 0, f"no {kind!r} events in 30 runs: {dict(total)}"
