@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app.cluster_api import install as install_cluster_routes
 from app.gateway import CORS, Gateway
 from app.openapi_doc import build_openapi
 from app.server import CLUSTER_VERSION, VERSION, EtcdServer
+from app.watch_routes import install as install_watch_routes
 
 _CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
 
@@ -30,7 +32,10 @@ def create_api(server: EtcdServer | None) -> FastAPI:
 
     @api.get("/health", response_class=PlainTextResponse, summary="Member health as etcd reports it")
     async def health() -> PlainTextResponse:
-        return PlainTextResponse('{"health":"true"}', headers=_CORS_HEADERS)
+        # etcd reports a member healthy only while the cluster has a leader.
+        healthy = server is not None and server.node.leader != 0
+        body = '{"health":"true"}' if healthy else '{"health":"false"}'
+        return PlainTextResponse(body, status_code=200 if healthy else 503, headers=_CORS_HEADERS)
 
     @api.get("/version", summary="Server and cluster versions")
     async def version() -> JSONResponse:
@@ -42,4 +47,6 @@ def create_api(server: EtcdServer | None) -> FastAPI:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+    install_cluster_routes()  # /v3/cluster/member/*, /v3/maintenance/{status,transfer-leadership}
+    install_watch_routes(api, server)  # /v3/watch (+ WebSocket), /v3/lease/*, SSE (app/watch_routes.py)
     return api

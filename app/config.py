@@ -8,6 +8,7 @@ keys as the flags) is the whole configuration and other flags are ignored, as in
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,12 +40,17 @@ class Config:
     auto_compaction_mode: str = "periodic"
     auto_compaction_retention: str = "0"
     experimental_watch_progress_notify_interval: str = "10m"
+    cors: str = "*"  # etcd's --cors: comma-separated allowed origins (used by the SSE watch endpoint)
     log_level: str = "info"
     config_file: str = ""
 
     def __post_init__(self) -> None:
         if not self.data_dir:
             self.data_dir = f"{self.name}.etcdpy"
+
+    @property
+    def watch_progress_notify_interval_s(self) -> float:
+        return parse_duration(self.experimental_watch_progress_notify_interval)
 
     @property
     def cluster_members(self) -> dict[str, list[str]]:
@@ -80,8 +86,39 @@ class Config:
                 f"{self.name}={','.join(mine)} but missing from --initial-advertise-peer-urls="
                 f"{','.join(self.initial_advertise_peer_urls)}"
             )
+        try:
+            parse_duration(self.experimental_watch_progress_notify_interval)
+        except ValueError as exc:
+            raise ConfigError(f'invalid value "{self.experimental_watch_progress_notify_interval}" for flag '
+                              f"-experimental-watch-progress-notify-interval: {exc}") from None
         if self.max_txn_ops <= 0 or self.max_request_bytes <= 0:
             raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Go's time.ParseDuration (etcd's duration flags: `10m`, `1s`, `1m30s`, `500ms`), in seconds."""
+    s = text.strip()
+    if s == "0":
+        return 0.0
+    sign = -1.0 if s.startswith("-") else 1.0
+    s = s[1:] if s[:1] in "+-" else s
+    if not s:
+        raise ValueError(f'time: invalid duration "{text}"')
+    pos = 0
+    total = 0.0
+    while pos < len(s):
+        m = _DURATION.match(s, pos)
+        if m is None:
+            if _DURATION.match(s + "s", pos) and pos == 0:
+                raise ValueError(f'time: missing unit in duration "{text}"')
+            raise ValueError(f'time: invalid duration "{text}"')
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    return sign * total
 
 
 _URL_LISTS = {

@@ -43,6 +43,8 @@ _DOMAIN: dict[type[Exception], tuple[str, int]] = {
     se.TooManyOpsError: ("etcdserver: too many operations in txn request", INVALID_ARGUMENT),
     se.DuplicateKeyError: ("etcdserver: duplicate key given in txn request", INVALID_ARGUMENT),
     se.LeaseNotFoundError: ("etcdserver: requested lease not found", NOT_FOUND),
+    se.LeaseExistsError: ("etcdserver: lease already exists", FAILED_PRECONDITION),
+    se.LeaseTTLTooLargeError: ("etcdserver: too large lease TTL", OUT_OF_RANGE),
 }
 
 # Server-level errors that have no storage class.

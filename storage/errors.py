@@ -43,3 +43,11 @@ class DuplicateKeyError(StorageError):
 
 class LeaseNotFoundError(StorageError):
     """A put names a lease that does not exist."""
+
+
+class LeaseExistsError(StorageError):
+    """A lease grant names an ID that is already in use."""
+
+
+class LeaseTTLTooLargeError(StorageError):
+    """A lease grant asks for a TTL above etcd's maximum (9,000,000,000 s)."""
