@@ -177,6 +177,9 @@ def render(outcomes: list[ScenarioOutcome], start_errors: dict[str, str], labels
                 ratio = f"{mb[key] / ma[key]:.2f}x" if ma and mb and ma[key] else ""
                 line += f"{vb:>16}{ratio:>10}"
             lines.append(line)
+        for label, runs in oc.runs.items():  # the spread across rounds shows how noisy the machine was
+            per = " / ".join(f"{r.result.throughput:,.0f}" for r in runs)
+            lines.append(f"  rounds on {label}: {per} req/s")
         for label, runs in oc.runs.items():
             errs: dict[str, int] = {}
             for r in runs:

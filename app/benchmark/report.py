@@ -52,7 +52,8 @@ def render(r: Result) -> str:
     if r.workload == "watch":
         x = r.extra
         lines[1] = (f"  events     {x['events']:,} of {x['expected_events']:,} expected "
-                    f"({x['watchers']} watchers x {x['puts']:,} puts at {x['put_rate']:g}/s)")
+                    f"({x['watchers']} watchers x {x['puts']:,} puts at {x['put_rate']:g}/s, "
+                    f"achieved {x['achieved_put_rate']:g}/s)")
         lines[2] = f"  delivered  {r.throughput:,.1f} events/s"
         lines[3] = f"  put->event {pct}"
         pl = x["put_latency_us"]
