@@ -1,6 +1,20 @@
 """etcdpy's Raft consensus core: pure and deterministic, modelled on etcd's raft package.
 
 Drive it through RawNode; see Ready for the order in which its output must be handled.
+A driver's loop, in outline::
+
+    rn = RawNode(Config(id=1, storage=storage, check_quorum=True, pre_vote=True, rng=Random(seed)))
+    every tick interval:        rn.tick()
+    on a peer message m:        rn.step(m)
+    on a client write:          rn.propose(data)        # ErrProposalDropped: retry / redirect
+    on a linearizable read:     rn.read_index(ctx)      # answered by a ReadState in a Ready
+    whenever rn.has_ready():
+        rd = rn.ready()
+        persist rd.hard_state, rd.snapshot, rd.entries   # fsync if rd.must_sync
+        send rd.messages                                 # report_unreachable / report_snapshot
+        apply rd.committed_entries                       # conf changes: rn.apply_conf_change(cc)
+        serve rd.read_states once applied >= rs.index
+        rn.advance(rd)
 """
 
 from raft.confcodec import (

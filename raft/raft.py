@@ -490,7 +490,9 @@ class Raft:
                 self.send_append(m.frm)
             return
         old_paused = pr.is_paused()
-        if not pr.maybe_update(m.index):
+        # An ack of exactly the current match while probing still proves where the logs agree
+        # (e.g. an empty probe after becoming leader): switch to replication without waiting.
+        if not pr.maybe_update(m.index) and not (pr.match == m.index and pr.state == PST.PROBE):
             return
         if pr.state == PST.PROBE:
             pr.become_replicate()

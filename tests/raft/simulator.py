@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raft import (
@@ -622,7 +623,7 @@ class ManualCluster:
         self.outbox: list[Message] = []
         self.sim = Simulator(0, o)
         self.sim.faults = False
-        self.sim.send = self.outbox.append  # type: ignore[method-assign]
+        self.sim.send = self.outbox.append  # type: ignore[method-assign,assignment]
         self.settle(lambda m: True)
 
     def node(self, id_: int) -> RawNode:
@@ -630,9 +631,9 @@ class ManualCluster:
         assert rn is not None, f"node {id_} is down"
         return rn
 
-    def settle(self, allowed: object) -> None:
+    def settle(self, allowed: Callable[[Message], bool]) -> None:
         """Run Ready handling and deliver messages that `allowed(m)` accepts until quiet."""
-        pred = allowed  # a Callable[[Message], bool]
+        pred = allowed
         while True:
             busy = False
             for n in sorted(self.sim.live(), key=lambda n: n.id):
@@ -642,7 +643,7 @@ class ManualCluster:
             msgs, self.outbox[:] = list(self.outbox), []
             for m in msgs:
                 dst = self.sim.nodes.get(m.to)
-                if dst is None or dst.rn is None or not pred(m):  # type: ignore[operator]
+                if dst is None or dst.rn is None or not pred(m):
                     continue
                 try:
                     dst.rn.step(m)
