@@ -300,16 +300,12 @@ class Simulator:
         self.observe(node)
         # Occasionally snapshot the applied state and compact the log, as a server would.
         if node.applied_index - st.snap.metadata.index >= self.opts.compact_every:
-            idx = node.applied_index - self.rng.randrange(3)
-            if idx > st.snap.metadata.index and idx <= st.last_index():
-                st.create_snapshot(idx, _copy_cs(node.conf_state) if idx == node.applied_index
-                                   else None, b"")
-                if idx != node.applied_index:
-                    # The conf state at idx may differ from the current one; snapshot exactly at applied.
-                    st.snap.metadata.conf_state = _copy_cs(node.conf_state)
-                    st.snap.metadata.index = node.applied_index
-                    st.snap.metadata.term = st.term(node.applied_index)
-                st.compact(st.snap.metadata.index)
+            if node.applied_index <= st.last_index():
+                st.create_snapshot(node.applied_index, _copy_cs(node.conf_state), b"")
+                # Keep a few entries before the snapshot for followers that are only slightly behind.
+                idx = node.applied_index - self.rng.randrange(4)
+                if idx > st.ents[0].index:
+                    st.compact(idx)
         if node.removed:
             self.log(f"{node.id} removed from the cluster; stopping")
             node.rn = None
