@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import os
+import signal
 import time
 from typing import Any
 
@@ -237,6 +238,10 @@ class EtcdServer:
                     self.membership.add(Member.unpack(packed), entry.index)
             elif change.type == ConfChangeType.REMOVE_NODE:
                 self.membership.remove(change.node_id, entry.index)
+                if change.node_id == self.member_id:
+                    # etcd exits once it learns it was removed: it can never rejoin under this id.
+                    log.warning("this member has been permanently removed from the cluster; exiting")
+                    asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
         if entry.index > self.store.applied_index:
             self.store.record_applied(entry.index)
         self._refresh_peers()
