@@ -83,6 +83,8 @@ async def serve(config: Config) -> None:
     client_sockets = [_bind(url) for url in config.listen_client_urls]
     peer_sockets = [_bind(url) for url in config.listen_peer_urls]
     server.start()
+    # Streams (watch, SSE) end with a last word as soon as a shutdown begins, not when cut at its end.
+    server.watch_service.watch_exit(lambda: client_server.should_exit)
     log.info("member %x serving clients on %s, peers on %s", server.member_id,
              ", ".join(config.listen_client_urls), ", ".join(config.listen_peer_urls))
     peers = asyncio.create_task(peer_server.serve(sockets=peer_sockets))
