@@ -15,6 +15,7 @@ import itertools
 import logging
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import msgpack
@@ -98,7 +99,8 @@ class RaftNode:
                                     wal_state.snapshot_term)
             self.storage.apply_snapshot(Snapshot(b"", meta))
         if wal_state.entries:
-            self.storage.append([Entry(e.term, e.index, EntryType(e.type), e.data) for e in wal_state.entries])
+            self.storage.append([Entry(e.term, e.index, EntryType(e.type), e.data)
+                                 for e in wal_state.entries])
         hs = wal_state.hard_state
         if hs.term or hs.vote or hs.commit:
             self.storage.set_hard_state(HardState(hs.term, hs.vote, hs.commit))
@@ -133,6 +135,8 @@ class RaftNode:
         self._read_ready: list[tuple[int, list[asyncio.Future[None]]]] = []  # (read index, waiters)
         self._ticks = 0
         self._campaign_alone = True
+        # fdatasync releases the GIL; one dedicated thread keeps syncs ordered and cheap to hand off.
+        self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="wal-sync")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -277,7 +281,7 @@ class RaftNode:
                 WalHardState(hs.term, hs.vote, hs.commit) if hs is not None else None,
             )
         if rd.must_sync or rd.snapshot is not None:
-            await asyncio.to_thread(self.wal.sync)
+            await asyncio.get_running_loop().run_in_executor(self._sync_thread, self.wal.sync)
         if rd.snapshot is not None:
             self.storage.apply_snapshot(rd.snapshot)
             self.applied = max(self.applied, rd.snapshot.metadata.index)

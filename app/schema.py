@@ -12,6 +12,9 @@ from dataclasses import dataclass
 SCALARS = ("bytes", "int64", "uint64", "int32", "uint32", "bool", "string")
 
 
+_JSON_NAMES: dict[str, str] = {}  # lowerCamelCase names, computed once: the codec asks on every request
+
+
 def lower_camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -28,7 +31,7 @@ class Field:
 
     @property
     def json_name(self) -> str:
-        return lower_camel(self.name)
+        return _JSON_NAMES.get(self.name) or _JSON_NAMES.setdefault(self.name, lower_camel(self.name))
 
     @property
     def is_scalar(self) -> bool:
