@@ -40,6 +40,8 @@ def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
         http="httptools",
         lifespan="off",
         access_log=False,
+        proxy_headers=False,
+        server_header=False,
         log_level=config.log_level,
         timeout_graceful_shutdown=2,
     ))
