@@ -451,13 +451,17 @@ def test_torn_unacknowledged_entry(tmp_path: Path) -> None:
         server.kill()
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: after a WAL tail loses an entry the store already "
-                   "applied, the next write reuses that log index and is dropped (500)")
+@pytest.mark.xfail(strict=True, reason="server bug: when the WAL has lost entries the store already "
+                   "applied, new log entries reuse those indexes, the applier skips them and the write is "
+                   "dropped (500)")
 def test_torn_applied_entry(tmp_path: Path) -> None:
-    """The last WAL entry torn although the store had applied it (e.g. a disk that lost synced data).
+    """The WAL loses its last two entries although the store had applied them (a disk that lost synced
+    data, or a WAL restored from an older copy).
 
-    etcdpy must start and keep every earlier write; a write after that must then succeed. Today the
-    log restarts at the torn entry's index, which the applier skips as already applied.
+    etcdpy must start and keep every earlier write, and a write after that must then succeed (or the
+    server must refuse to start). Today the log continues after the WAL's last index: the leader's
+    empty entry and the next write get indexes at or below the store's applied index, the applier
+    skips them as already applied, and the write is answered 500 without taking effect.
     """
     server = start_etcdpy(tmp_path)
     try:
@@ -465,7 +469,8 @@ def test_torn_applied_entry(tmp_path: Path) -> None:
             written = put_keys(client, server.url, 10)
             server.kill()
             segment = last_segment(server)
-            off, size = [(o, s) for o, s, t in wal_records(segment) if t == _REC_ENTRY][-1]
+            entries = [(o, s) for o, s, t in wal_records(segment) if t == _REC_ENTRY]
+            off, size = entries[-2]  # into the entry before the last: the store is two entries ahead
             os.truncate(segment, off + size - 3)
             server = server.restart()
             last = max(written, key=lambda k: written[k][1])
