@@ -76,6 +76,8 @@ class Raft:
         self.uncommitted_size = 0
         # ReadIndex requests that arrived before this leader committed an entry of its term.
         self.pending_read_index_messages: list[Message] = []
+        # The MsgProp that RawNode is stepping on behalf of a local caller, if any (see append_entry).
+        self.local_proposal: Message | None = None
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = 0
@@ -284,7 +286,7 @@ class Raft:
         # Conservatively treat any unapplied entry as a possible conf change.
         self.pending_conf_index = self.raft_log.last_index()
         # An entry of our own term lets us commit (and so learn the commit index of) prior entries.
-        if not self.append_entry([Entry()]):
+        if not self.append_entry([Entry()], owned=True):
             raise AssertionError("empty entry was dropped")
 
     def hup(self, t: bytes) -> None:
@@ -473,7 +475,10 @@ class Raft:
                 ents[i] = Entry()
             else:
                 self.pending_conf_index = self.raft_log.last_index() + i + 1
-        if not self.append_entry(ents):
+        # Only the proposal our own RawNode is stepping right now carries entries made for this call.
+        # Anything else (even with frm == our id: a proposal we forwarded may come back, possibly
+        # duplicated) may share entries with other messages and is copied.
+        if not self.append_entry(ents, owned=m is self.local_proposal and ents is m.entries):
             raise ErrProposalDropped("uncommitted log size limit reached")
         self.bcast_append()
 
@@ -679,12 +684,24 @@ class Raft:
 
     # -- log ----------------------------------------------------------------------------
 
-    def append_entry(self, es: list[Entry]) -> bool:
+    def append_entry(self, es: list[Entry], owned: bool = False) -> bool:
+        """Append entries at the end of our log in the current term.
+
+        Unless `owned` (created by our own RawNode for this call), entries are copied: a forwarded or
+        duplicated network message must never alias entries in our log.
+        """
         log = self.raft_log
         li = log.last_index()
         term = self.term
-        # Fresh Entry objects: the caller's (or a duplicated network message's) must never alias ours.
-        ents = [Entry(term, li + 1 + i, e.type, e.data) for i, e in enumerate(es)]
+        if owned:
+            ents = es
+            i = li
+            for e in ents:
+                i += 1
+                e.term = term
+                e.index = i
+        else:
+            ents = [Entry(term, li + 1 + i, e.type, e.data) for i, e in enumerate(es)]
         if self.max_uncommitted_size < NO_LIMIT:
             s = sum(len(e.data) for e in ents)
             if self.uncommitted_size > 0 and s > 0 and self.uncommitted_size + s > self.max_uncommitted_size:

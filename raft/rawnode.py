@@ -104,19 +104,25 @@ class RawNode:
 
     def propose(self, data: bytes) -> None:
         """Propose one entry. Raises ErrProposalDropped if it cannot be accepted now."""
-        r = self.raft
-        r.step(Message(type=MT.MsgProp, frm=r.id, entries=[Entry(data=data)]))
+        self._propose([Entry(data=data)])
 
     def propose_many(self, datas: list[bytes]) -> None:
         """Propose a batch of entries in one MsgProp (one MsgApp to each follower)."""
-        if not datas:
-            return
-        r = self.raft
-        r.step(Message(type=MT.MsgProp, frm=r.id, entries=[Entry(data=d) for d in datas]))
+        if datas:
+            self._propose([Entry(data=d) for d in datas])
 
     def propose_conf_change(self, cc: ConfChange | ConfChangeV2) -> None:
+        self._propose([conf_change_to_entry(cc)])
+
+    def _propose(self, ents: list[Entry]) -> None:
         r = self.raft
-        r.step(Message(type=MT.MsgProp, frm=r.id, entries=[conf_change_to_entry(cc)]))
+        m = Message(type=MT.MsgProp, frm=r.id, entries=ents)
+        # The entries were made for this call, so a leader may adopt them without copying.
+        r.local_proposal = m
+        try:
+            r.step(m)
+        finally:
+            r.local_proposal = None
 
     def apply_conf_change(self, cc: ConfChange | ConfChangeV2) -> ConfState:
         """Apply a committed conf change; call it when applying the conf-change entry."""
@@ -205,7 +211,7 @@ class RawNode:
         # Leave a joint configuration automatically once its entering entry is applied.
         if (r.prs.config.auto_leave and r.state == StateType.LEADER
                 and old_applied <= r.pending_conf_index <= log.applied):
-            r.append_entry([Entry(type=EntryType.CONF_CHANGE_V2)])
+            r.append_entry([Entry(type=EntryType.CONF_CHANGE_V2)], owned=True)
             r.pending_conf_index = log.last_index()
             r.bcast_append()
 
