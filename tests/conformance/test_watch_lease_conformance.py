@@ -42,7 +42,7 @@ LINE_TIMEOUT_S = 10.0
 QUIET_S = 0.4
 
 
-# ---------------------------------------------------------------------------------------------- servers
+# ---------------------------------------------------------------- servers
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def stream_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
         ref.stop()
 
 
-# ---------------------------------------------------------------------------------------------- stream cases
+# ---------------------------------------------------------------- stream cases
 
 
 @dataclass
@@ -417,7 +417,7 @@ def test_watch_stream_matches_etcd(name: str, stream_targets: tuple[Target, Targ
         pytest.fail("\n".join(lines), pytrace=False)
 
 
-# ---------------------------------------------------------------------------------------------- unary lease cases
+# ---------------------------------------------------------------- unary lease cases
 
 
 def _lease_cases() -> list[Case]:
