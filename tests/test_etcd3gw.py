@@ -5,9 +5,7 @@ expectations are etcd's and a failing etcdpy run is an etcdpy difference. What e
 source): JSON bodies with base64 keys, enums as numbers (`sort_order: 0`), `create_revision: 0` as a
 number, and `transaction()` posts `json.dumps(txn)` with no Content-Type header at all.
 
-Watch, lease and lock calls are covered elsewhere. etcd3gw's `status()` and `members()` call
-`/v3/maintenance/status` and `/v3/cluster/member/list`, which etcdpy does not serve yet; they are
-left out here.
+Watch, lease and lock calls are covered elsewhere.
 """
 
 from __future__ import annotations
@@ -226,3 +224,32 @@ def test_errors_become_exceptions(client: Etcd3Client) -> None:
     with pytest.raises(exceptions.Etcd3Exception) as info:
         client.post(client.get_url("/kv/put"), json={"key": b64("gw/l"), "value": b64("v"), "lease": 12345})
     assert "requested lease not found" in str(info.value.detail_text)
+
+
+def flag(server: Server, name: str) -> str:
+    return server.argv[server.argv.index(name) + 1]
+
+
+def test_status(client: Etcd3Client, server: Server) -> None:
+    client.put("gw/s", "1")
+    status = client.status()
+    header = status["header"]
+    assert status["version"] == "3.4.23"
+    assert status["leader"] == header["member_id"]  # a single member leads itself
+    assert int(status["dbSize"]) > 0 and 0 < int(status["dbSizeInUse"]) <= int(status["dbSize"])
+    assert int(status["raftTerm"]) >= 1 and status["raftTerm"] == header["raft_term"]
+    assert int(status["raftIndex"]) >= int(status["raftAppliedIndex"]) > 0
+    assert header["revision"] == str(current_revision(client))
+    assert "errors" not in status and "isLearner" not in status
+    # Each write goes through the log: the applied index moves on.
+    client.put("gw/s", "2")
+    assert int(client.status()["raftAppliedIndex"]) > int(status["raftAppliedIndex"])
+
+
+def test_members(client: Etcd3Client, server: Server) -> None:
+    [member] = client.members()
+    assert member["name"] == server.name
+    assert member["peerURLs"] == [flag(server, "--initial-advertise-peer-urls")]
+    assert member["clientURLs"] == [flag(server, "--advertise-client-urls")]
+    assert member["ID"] == client.status()["header"]["member_id"]
+    assert "isLearner" not in member
