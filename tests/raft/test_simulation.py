@@ -37,6 +37,9 @@ def options_for(seed: int, n: int) -> SimOptions:
         o.max_inflight = 2
     if seed % 7 == 3:
         o.compact_every = 5
+    if seed % 11 == 4:
+        # A hostile network: heavy loss, duplication and long delays (more reordering).
+        o.drop, o.dup, o.max_delay, o.partition = 0.2, 0.1, 8, 0.03
     return o
 
 
