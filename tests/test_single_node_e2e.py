@@ -85,8 +85,19 @@ class Api:
         self.http.close()
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that do not restart it; each starts from an empty keyspace."""
+    srv = start_etcdpy(tmp_path_factory.mktemp("shared"))
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own, for tests that kill or restart it."""
     srv = start_etcdpy(tmp_path)
     try:
         yield srv
@@ -95,7 +106,15 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def api(server: Server) -> Iterator[Api]:
+def api(shared: Server) -> Iterator[Api]:
+    a = Api(shared.url)
+    a.ok("/v3/kv/deleterange", {"key": b64("\0"), "range_end": b64("\0")})
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def own_api(server: Server) -> Iterator[Api]:
     a = Api(server.url)
     yield a
     a.close()
@@ -103,8 +122,8 @@ def api(server: Server) -> Iterator[Api]:
 
 @pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "application/json",
                                           "text/plain"])
-def test_round_trip_any_content_type(server: Server, content_type: str | None) -> None:
-    api = Api(server.url, content_type)
+def test_round_trip_any_content_type(shared: Server, content_type: str | None) -> None:
+    api = Api(shared.url, content_type)
     try:
         start = api.rev()
         put = api.ok("/v3/kv/put", {"key": b64("foo"), "value": b64("bar")})
@@ -151,7 +170,8 @@ def test_empty_null_and_trailing_bodies(api: Api) -> None:
                                    "limit": 1})["count"] == "1"
 
 
-def test_with_curl(server: Server) -> None:
+def test_with_curl(shared: Server) -> None:
+    server = shared
     def curl(*args: str) -> str:
         return subprocess.run(["curl", "-sS", *args], check=True, capture_output=True, text=True,
                               timeout=CLIENT_TIMEOUT_S).stdout
@@ -194,7 +214,8 @@ def test_revision_increments(api: Api) -> None:
     assert api.rev() == r + 5
 
 
-def test_restart_keeps_data_and_revision(server: Server, api: Api) -> None:
+def test_restart_keeps_data_and_revision(server: Server, own_api: Api) -> None:
+    api = own_api
     for i in range(30):
         api.put(f"k/{i % 10}", f"v{i}")
     api.ok("/v3/kv/deleterange", {"key": b64("k/7")})
@@ -234,7 +255,8 @@ def test_compaction_errors(api: Api) -> None:
     assert api.rev() == revs[4]
 
 
-def test_physical_compaction(server: Server, api: Api) -> None:
+def test_physical_compaction(server: Server, own_api: Api) -> None:
+    api = own_api
     revs = [api.put(f"p/{i % 3}", f"v{i}") for i in range(60)]
     api.ok("/v3/kv/deleterange", {"key": b64("p/0")})
     head = api.rev()
