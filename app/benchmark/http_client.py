@@ -61,10 +61,22 @@ class HttpConn:
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         """One keep-alive request; a chunked answer (stream paths, errors) is joined into one body."""
+        reused = self._writer is not None
         if self._writer is None:
             await self.connect()
-        self.writer.write(self._head(path, f"Content-Length: {len(body)}\r\n") + body)
-        status, headers = await self.read_head()
+        request = self._head(path, f"Content-Length: {len(body)}\r\n") + body
+        try:
+            self.writer.write(request)
+            status, headers = await self.read_head()
+        except (ConnectionError, asyncio.IncompleteReadError) as e:
+            # A server may close an idle keep-alive connection (uvicorn does after 5 s); when not a
+            # byte of the answer came back, the request was not served: retry once, freshly connected.
+            if not reused or (isinstance(e, asyncio.IncompleteReadError) and e.partial):
+                raise
+            await self.close()
+            await self.connect()
+            self.writer.write(request)
+            status, headers = await self.read_head()
         if "content-length" in headers:
             data = await self.reader.readexactly(int(headers["content-length"]))
         elif headers.get("transfer-encoding", "").lower() == "chunked":

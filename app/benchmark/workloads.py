@@ -45,6 +45,8 @@ class Spec:
 
     @property
     def title(self) -> str:
+        if self.workload == "watch":
+            return f"watch {self.conns} streams x {self.watchers} watchers, puts @{self.rate or 100:g}/s"
         extra = f" ({'serializable' if self.consistency == 's' else 'linearizable'})" \
             if self.workload == "range" else ""
         return f"{self.workload}{extra} @{self.conns} conns"
