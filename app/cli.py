@@ -15,7 +15,7 @@ import uvicorn
 from app.asgi import create_app
 from app.config import Config, ConfigError, parse_args
 from app.peer_transport import PeerApp, fetch_members
-from app.server import EtcdServer
+from app.server import DataDirError, EtcdServer
 
 log = logging.getLogger("etcdpy")
 
@@ -118,3 +118,6 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
+    except DataDirError as exc:
+        print(f"etcdpy: {exc}", file=sys.stderr)
+        sys.exit(1)

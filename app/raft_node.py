@@ -50,15 +50,18 @@ CATCH_UP_ENTRIES = 5000
 MAX_MSG_BYTES = 1024 * 1024
 
 
-def encode_conf_state(cs: ConfState) -> bytes:
-    return msgpack.packb([cs.voters, cs.learners, cs.voters_outgoing, cs.learners_next, cs.auto_leave])
+def encode_snapshot_record(cs: ConfState, db_applied: int) -> bytes:
+    """What the WAL's snapshot marker carries: the configuration at the snapshot, and how far the
+    database installed with it had applied (a leader's dump may be ahead of the snapshot index)."""
+    return msgpack.packb([cs.voters, cs.learners, cs.voters_outgoing, cs.learners_next, cs.auto_leave,
+                          db_applied])
 
 
-def decode_conf_state(data: bytes) -> ConfState:
+def decode_snapshot_record(data: bytes) -> tuple[ConfState, int]:
     if not data:
-        return ConfState()
-    voters, learners, outgoing, learners_next, auto_leave = msgpack.unpackb(data)
-    return ConfState(voters, learners, outgoing, learners_next, auto_leave)
+        return ConfState(), 0
+    voters, learners, outgoing, learners_next, auto_leave, db_applied = msgpack.unpackb(data)
+    return ConfState(voters, learners, outgoing, learners_next, auto_leave), db_applied
 
 
 @dataclass
@@ -67,7 +70,7 @@ class NodeCallbacks:
 
     apply: Callable[[list[Entry]], None]  # committed entries, in order (conf changes included)
     send: Callable[[list[Message]], None]  # hand messages to the transport; never blocks
-    install_snapshot: Callable[[Snapshot], None]  # a snapshot from the leader replaces local state
+    install_snapshot: Callable[[Snapshot], int]  # replaces local state; returns the db's applied index
     make_durable: Callable[[], None]  # make MVCC durable up to the applied index (before log compaction)
     on_leader_change: Callable[[int, int], None]  # (leader id, term)
     dropped: Callable[[list[bytes]], None]  # proposals Raft refused (no leader, transfer in progress)
@@ -95,8 +98,8 @@ class RaftNode:
         self.storage = MemoryStorage()
         self.snapshot_index = wal_state.snapshot_index
         if wal_state.snapshot_index:
-            meta = SnapshotMetadata(decode_conf_state(wal_state.snapshot_data), wal_state.snapshot_index,
-                                    wal_state.snapshot_term)
+            meta = SnapshotMetadata(decode_snapshot_record(wal_state.snapshot_data)[0],
+                                    wal_state.snapshot_index, wal_state.snapshot_term)
             self.storage.apply_snapshot(Snapshot(b"", meta))
         if wal_state.entries:
             self.storage.append([Entry(e.term, e.index, EntryType(e.type), e.data)
@@ -270,9 +273,9 @@ class RaftNode:
             self.cb.send(rd.messages)
             sent = True
         if rd.snapshot is not None:
-            self.cb.install_snapshot(rd.snapshot)
+            db_applied = self.cb.install_snapshot(rd.snapshot)
             md = rd.snapshot.metadata
-            self.wal.save_snapshot(md.index, md.term, encode_conf_state(md.conf_state))
+            self.wal.save_snapshot(md.index, md.term, encode_snapshot_record(md.conf_state, db_applied))
             self.snapshot_index = md.index
         if rd.entries or rd.hard_state is not None:
             hs = rd.hard_state
@@ -321,7 +324,7 @@ class RaftNode:
         self.cb.make_durable()
         conf_state = self.raw.status().conf_state
         snap = self.storage.create_snapshot(index, conf_state, b"")
-        self.wal.save_snapshot(index, snap.metadata.term, encode_conf_state(conf_state))
+        self.wal.save_snapshot(index, snap.metadata.term, encode_snapshot_record(conf_state, index))
         self.wal.sync()
         self.wal.release_to(index)
         compact_to = index - CATCH_UP_ENTRIES

@@ -26,7 +26,7 @@ from app.errors import EtcdError, server_error
 from app.identity import cluster_id, member_id
 from app.membership import Member, Membership, MemberUpdateRequest
 from app.peer_transport import PeerTransport
-from app.raft_node import NodeCallbacks, RaftNode
+from app.raft_node import NodeCallbacks, RaftNode, decode_snapshot_record
 from app.watch_service import WatchService
 from raft import ConfChange, ConfChangeType, Entry, EntryType, Peer, Snapshot, conf_change_from_entry
 from storage import db_snapshot
@@ -52,6 +52,10 @@ REQUEST_TIMEOUT = 7.0  # etcd: 5 s plus 2 × election timeout, at the defaults
 PROPOSAL_DROPPED = ("raft proposal dropped", errors.UNKNOWN)
 
 
+class DataDirError(Exception):
+    """The data directory is inconsistent; the member must not start on it."""
+
+
 class EtcdServer:
     def __init__(self, config: Config, *, joined: dict[str, Any] | None = None) -> None:
         """Open the member's data; `joined` is the cluster as fetched from peers by a joining member."""
@@ -63,6 +67,16 @@ class EtcdServer:
         self.membership = Membership(self.store)
         self.wal = WAL(os.path.join(self.member_dir, "wal"))
         state = self.wal.open()
+        durable = max(self.wal.last_index, decode_snapshot_record(state.snapshot_data)[1])
+        if self.store.applied_index > durable:
+            # The log lost entries the database had applied (a disk that dropped synced data, or a WAL
+            # from an older copy). New entries would reuse those indexes and be skipped as applied:
+            # refuse to start rather than acknowledge writes that never take effect.
+            raise DataDirError(
+                f"the WAL ends at index {durable} but the database has applied index "
+                f"{self.store.applied_index}: the log lost committed entries; restore this member "
+                "from a snapshot or remove it and add it back"
+            )
 
         bootstrap: list[Peer] | None = None
         if state.metadata:
@@ -261,7 +275,7 @@ class EtcdServer:
         self._incoming_snapshots[index] = path
         self.node.step(msg)
 
-    def _install_snapshot(self, snap: Snapshot) -> None:
+    def _install_snapshot(self, snap: Snapshot) -> int:
         index = snap.metadata.index
         path = self._incoming_snapshots.pop(index, None)
         if path is None:
@@ -275,6 +289,7 @@ class EtcdServer:
         self.watch_service.reload()
         self._refresh_peers()
         log.info("installed snapshot at index %d (store applied index %d)", index, self.store.applied_index)
+        return self.store.applied_index
 
     # -------------------------------------------------------------- writes
 
