@@ -204,3 +204,33 @@ def test_report_snapshot_and_unreachable_move_progress() -> None:
     pr.become_snapshot(5)
     rn.report_snapshot(2, raft.SnapshotStatus.FAILURE)
     assert rn.status().progress[2].state == ProgressStateType.PROBE
+
+
+def test_snapshot_temporarily_unavailable_is_retried() -> None:
+    """A storage still building its snapshot raises ErrSnapshotTemporarilyUnavailable; the leader
+    sends nothing then and tries again on a later heartbeat response."""
+
+    class SlowSnapshots(MemoryStorage):
+        ready_after = 1
+
+        def snapshot(self) -> raft.Snapshot:
+            if self.ready_after > 0:
+                self.ready_after -= 1
+                raise raft.ErrSnapshotTemporarilyUnavailable("building")
+            return super().snapshot()
+
+    st = SlowSnapshots()
+    st.apply_snapshot(raft.Snapshot(metadata=raft.SnapshotMetadata(ConfState(voters=[1, 2]), 5, 1)))
+    rn = RawNode(Config(id=1, storage=st, rng=random.Random(1)))
+    rn.campaign()
+    rn.step(Message(type=MT.MsgVoteResp, frm=2, to=1, term=1))
+    handle(rn, st)
+    # Follower 2 has nothing: its rejection sends the leader back to index 1 < first index 6.
+    rn.step(Message(type=MT.MsgAppResp, frm=2, to=1, term=1, index=5, reject=True, reject_hint=0))
+    rd = handle(rn, st)
+    assert not any(m.type == MT.MsgSnap for m in rd.messages)
+    rn.step(Message(type=MT.MsgHeartbeatResp, frm=2, to=1, term=1))
+    rd = handle(rn, st)
+    snaps = [m for m in rd.messages if m.type == MT.MsgSnap]
+    assert len(snaps) == 1 and snaps[0].snapshot is not None and snaps[0].snapshot.metadata.index == 5
+    assert rn.status().progress[2].state == ProgressStateType.SNAPSHOT
