@@ -168,3 +168,17 @@ def test_load_and_restart() -> None:
     assert out.failure is None, out.failure
     assert out.errors == {}
     assert out.rss_after_load > 0 and out.restart_s is not None and out.restart_s > 0
+
+
+def test_latency_from_wrk_grid_is_exact_at_grid_points() -> None:
+    from app.benchmark.stats import WRK_PERCENTILES, Latency
+
+    grid = [(p, 100.0 * p) for p in WRK_PERCENTILES]  # value = 100 µs x percentile
+    lat = Latency.from_quantiles(grid, requests=10_000, mean_us=5000.0)
+    assert lat.count == pytest.approx(10_000)
+    for p in (50.0, 90.0, 99.0, 99.9):
+        assert lat.percentile(p) == pytest.approx(100.0 * p, rel=0.005)
+    merged = Latency.from_quantiles(grid, 10_000, 5000.0)
+    merged.merge(lat)
+    assert merged.percentile(99.0) == pytest.approx(9900.0, rel=0.005)
+    assert sum(c for _, c in merged.histogram()) == pytest.approx(20_000)
