@@ -506,10 +506,12 @@ def test_read_index_on_follower_is_forwarded() -> None:
     env = cluster(3)
     elect(env, 1)
     do(env, "read-index 2 q")
-    do(env, "stabilize")
-    rd_out = env.nodes[2].rn.raft
-    assert not rd_out.read_states  # already handed out through Ready
-    assert env.nodes[2].rn.raft.raft_log.applied >= 2
+    out = do(env, "stabilize")
+    assert "2->1 MsgReadIndex" in out and "1->2 MsgReadIndexResp" in out
+    # The ReadState surfaces in node 2's Ready, at the leader's commit index.
+    handled_by_2 = out.split("> 2 handling Ready")[-1]
+    committed = env.nodes[1].rn.raft.raft_log.committed
+    assert f"Index:{committed} Ctx:b'q'" in handled_by_2
 
 
 def test_proposal_without_leader_is_dropped() -> None:
