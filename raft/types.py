@@ -244,7 +244,9 @@ class Ready:
     """Everything the driver must do, in this order, before calling RawNode.advance(rd):
 
     1. Persist ``hard_state`` (if not None), append ``entries`` and install ``snapshot`` (if not
-       None) to stable storage. ``must_sync`` says whether an fsync is required.
+       None) to stable storage, atomically or at least entries before the hard state (a commit
+       index must never be durable without the entries it covers). ``must_sync`` says whether an
+       fsync is required.
     2. Send ``messages``. As in etcd 3.4, every message of a Ready is sent only after step 1:
        a vote or an append acknowledgement must never leave before the state it promises is durable.
     3. Apply ``committed_entries`` to the state machine (for conf-change entries call
