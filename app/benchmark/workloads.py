@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from app.benchmark import lease, loader, watch, wrk_driver
 from app.benchmark.lua_script import THROUGHPUT_WORKLOADS, LuaParams
@@ -94,7 +94,3 @@ def run(spec: Spec, endpoints: list[str], show_progress: bool = True) -> Result:
             result = lease.run_lease_keepalive(lp, progress=bar)
     result.extra = {**result.extra, "title": spec.title}
     return result
-
-
-def with_overrides(spec: Spec, **kw: object) -> Spec:
-    return replace(spec, **kw)  # type: ignore[arg-type]
