@@ -1,0 +1,306 @@
+"""Process-level tests of real etcdpy clusters: replication, crashes, pauses, partitions, snapshots,
+rolling restarts and membership changes, each with its acknowledged writes checked on every member.
+
+Each test starts its own cluster of real ``python -m app`` processes (tests.cluster.harness) with short
+Raft timings (heartbeat 50 ms, election timeout 500 ms) and peer traffic through fault-injecting proxies.
+A test's randomness comes from one seed (``CLUSTER_SEED`` to repeat one); it is printed with the member
+logs when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+
+import httpx
+import pytest
+
+from tests.cluster.conftest import ClusterFactory
+from tests.cluster.harness import Cluster, RpcError, dump, get, put, rpc, wait_for
+from tests.cluster.workload import Writer
+
+
+@pytest.fixture
+def seed() -> int:
+    return int(os.environ.get("CLUSTER_SEED", random.randrange(2**32)))
+
+
+# ---------------------------------------------------------------------- replication
+
+
+def test_writes_on_each_member_are_visible_on_every_member(cluster_factory: ClusterFactory,
+                                                           seed: int) -> None:
+    cluster = cluster_factory(3, seed=seed)
+    names = list(cluster.members)
+    revisions = []
+    for round_ in range(5):
+        for writer in names:
+            key, value = f"repl/{writer}/{round_}", f"from {writer} round {round_}"
+            revisions.append(put(cluster.http, cluster.url(writer), key, value))
+            # A linearizable read anywhere, right after the acknowledgement, must see the write.
+            for reader in names:
+                seen = get(cluster.http, cluster.url(reader), key)
+                assert seen == value, f"{reader} read {seen!r} for {key} just written on {writer}"
+    assert revisions == sorted(revisions) and len(set(revisions)) == len(revisions)
+    data = cluster.wait_converged(prefix="repl/")
+    assert len(data) == 15
+    # Every member answers with the same revision for the same key.
+    for name in names:
+        assert dump(cluster.http, cluster.url(name), prefix="repl/", serializable=False) == data
+
+
+# ---------------------------------------------------------------------- crashes
+
+
+def _restart_isolated_and_check_wal(cluster: Cluster, name: str, writer: Writer, killed_at: float) -> None:
+    """Restart ``name`` cut off from its peers: what it serves comes from its own WAL and database."""
+    cluster.isolate(name)
+    cluster.start_member(name, wait="serving")
+    own = writer.acked_by(name, before=killed_at)
+    assert own, f"{name} acknowledged nothing before it was killed"
+    data = dump(cluster.http, cluster.url(name), prefix=writer.prefix)
+    missing = {k: a for k, a in own.items() if k not in data or data[k][2] != a.revision}
+    assert not missing, f"{name} restarted without writes it had acknowledged: {list(missing.items())[:5]}"
+    cluster.heal()
+
+
+def test_kill_leader(cluster_factory: ClusterFactory, seed: int) -> None:
+    cluster = cluster_factory(3, seed=seed)
+    with Writer(cluster, "kl/", targets=cluster.live, seed=seed) as writer:
+        writer.wait_acks(60)
+        leader = cluster.leader()
+        others = [n for n in cluster.members if n != leader]
+        killed_at = time.monotonic()
+        cluster.kill(leader)
+        new_leader = cluster.wait_leader(others, exclude=[leader], timeout=10 * cluster.election_s + 5)
+        elected_after = time.monotonic() - killed_at
+        writer.wait_acks(60)
+        _restart_isolated_and_check_wal(cluster, leader, writer, killed_at)
+        cluster.wait_healthy(leader)
+        writer.wait_acks(30)
+    cluster.wait_converged()
+    writer.verify(list(cluster.members))
+    print(f"seed {seed}: new leader {new_leader} after {elected_after:.2f} s; {len(writer.acked)} acked, "
+          f"{len(writer.unknown)} unknown, {writer.failed} refused")
+
+
+def test_kill_follower(cluster_factory: ClusterFactory, seed: int) -> None:
+    cluster = cluster_factory(3, seed=seed)
+    with Writer(cluster, "kf/", targets=cluster.live, seed=seed) as writer:
+        writer.wait_acks(60)
+        leader = cluster.leader()
+        follower = random.Random(seed).choice(cluster.followers(leader))
+        killed_at = time.monotonic()
+        cluster.kill(follower)
+        writer.wait_acks(100)  # the remaining majority keeps acknowledging writes
+        assert cluster.wait_leader([n for n in cluster.members if n != follower]) == leader
+        _restart_isolated_and_check_wal(cluster, follower, writer, killed_at)
+        cluster.wait_healthy(follower)
+        writer.wait_acks(30)
+    cluster.wait_converged()
+    writer.verify(list(cluster.members))
+
+
+def test_follower_catches_up_by_snapshot(cluster_factory: ClusterFactory, seed: int) -> None:
+    """A follower that missed more than the leader keeps in its log (the last snapshot plus 5000
+    entries) gets a snapshot, and ends with the same data."""
+    snapshot_count = 100
+    catch_up_entries = 5000  # app.raft_node.CATCH_UP_ENTRIES
+    cluster = cluster_factory(3, seed=seed, snapshot_count=snapshot_count)
+    leader = cluster.leader()
+    follower = cluster.followers(leader)[0]
+    for i in range(20):
+        put(cluster.http, cluster.url(leader), f"snap/before/{i}", str(i))
+    cluster.wait_converged()
+    stopped_at = int(cluster.status(follower)["raftAppliedIndex"])
+    cluster.stop(follower)
+    # The leader's log must start after the follower's last entry: it compacts to (snapshot - 5000).
+    target = stopped_at + catch_up_entries + 2 * snapshot_count + 10
+    with Writer(cluster, "snap/w/", targets=lambda: [leader], threads=12, timeout=5.0, seed=seed) as writer:
+        wait_for(f"the leader's applied index to pass {target}",
+                 lambda: int(cluster.status(leader)["raftAppliedIndex"]) > target, timeout=90, interval=0.5)
+    assert not writer.unknown and not writer.failed, writer.errors
+    assert "log compacted" in cluster.members[leader].log_path.read_text()
+    cluster.start_member(follower, wait="healthy")
+    data = cluster.wait_converged(timeout=60)
+    log = cluster.members[follower].log_path.read_text()
+    installed = [int(i) for i in re.findall(r"installed snapshot at index (\d+)", log)]
+    assert installed and max(installed) > stopped_at + catch_up_entries, \
+        f"{follower} did not catch up by snapshot (installed: {installed}, stopped at {stopped_at})"
+    assert len([k for k in data if k.startswith("snap/w/")]) == len(writer.acked)
+    writer.verify(list(cluster.members))
+    # It serves and replicates normally after the snapshot.
+    put(cluster.http, cluster.url(follower), "snap/after", "x")
+    assert get(cluster.http, cluster.url(follower), "snap/after") == "x"
+
+
+# ---------------------------------------------------------------------- partitions and pauses
+
+
+def test_minority_partition(cluster_factory: ClusterFactory, seed: int) -> None:
+    """5 members: the leader and one follower are cut off from the other three."""
+    rng = random.Random(seed)
+    cluster = cluster_factory(5, seed=seed)
+    put(cluster.http, cluster.url("n1"), "part/k", "before")
+    old_leader = cluster.leader()
+    minority = [old_leader, rng.choice(cluster.followers(old_leader))]
+    majority = [n for n in cluster.members if n not in minority]
+    cluster.partition(minority, majority, mode=rng.choice(["drop", "blackhole"]))
+
+    new_leader = cluster.wait_leader(majority, timeout=10 * cluster.election_s + 5)
+    for i, name in enumerate(majority):
+        put(cluster.http, cluster.url(name), f"part/m{i}", name)
+    put(cluster.http, cluster.url(majority[0]), "part/k", "after")
+
+    # The minority can neither write nor serve a linearizable read, before or after the old leader
+    # notices it lost its quorum; its serializable reads may be stale but never invent data.
+    for name in minority:
+        with pytest.raises(RpcError):
+            put(cluster.http, cluster.url(name), f"part/lost-{name}", "x", timeout=1.5)
+        with pytest.raises(RpcError):
+            seen = get(cluster.http, cluster.url(name), "part/k", timeout=1.5)
+            pytest.fail(f"{name} in the minority served a linearizable read: {seen!r}")
+        assert get(cluster.http, cluster.url(name), "part/k", serializable=True) in ("before", "after")
+    # The old leader steps down (check-quorum) within a few election timeouts.
+    wait_for(f"{old_leader} to step down",
+             lambda: cluster.leader_view([old_leader])[old_leader] != old_leader, 10 * cluster.election_s + 5)
+
+    cluster.heal()
+    assert cluster.wait_leader() in majority
+    data = cluster.wait_converged(prefix="part/")
+    assert data["part/k"][0] == "after"
+    assert {f"part/m{i}" for i in range(3)} <= set(data)
+    # The writes sent to the minority were never committed: the majority's newer log replaced them.
+    assert not [k for k in data if k.startswith("part/lost-")], data
+    for name in cluster.members:
+        assert get(cluster.http, cluster.url(name), "part/k") == "after"
+    print(f"seed {seed}: minority {minority}, new leader {new_leader}")
+
+
+def test_sigstop_leader(cluster_factory: ClusterFactory, seed: int) -> None:
+    cluster = cluster_factory(3, seed=seed)
+    with Writer(cluster, "stop/", targets=cluster.live, seed=seed) as writer:
+        writer.wait_acks(40)
+        old_leader = cluster.leader()
+        old_term = int(cluster.status(old_leader)["raftTerm"])
+        others = [n for n in cluster.members if n != old_leader]
+        cluster.pause(old_leader)
+        new_leader = cluster.wait_leader(others, exclude=[old_leader], timeout=10 * cluster.election_s + 5)
+        writer.wait_acks(40)
+        put(cluster.http, cluster.url(new_leader), "paused/during", "new")
+        time.sleep(2 * cluster.election_s)  # the pause itself
+        cluster.resume(old_leader)
+        # At once after SIGCONT the old leader may still believe it leads; a linearizable read on it must
+        # not return the value from before the pause.
+        try:
+            seen = get(cluster.http, cluster.url(old_leader), "paused/during", timeout=3.0)
+            assert seen == "new", f"{old_leader} served a stale linearizable read after SIGCONT: {seen!r}"
+        except RpcError:
+            pass
+        leader = cluster.wait_leader()
+        assert leader != old_leader or int(cluster.status(leader)["raftTerm"]) > old_term
+        assert int(cluster.status(old_leader)["raftTerm"]) > old_term
+        writer.wait_acks(30)
+    cluster.wait_converged()
+    writer.verify(list(cluster.members))
+
+
+# ---------------------------------------------------------------------- rolling restart
+
+
+def test_rolling_restart_under_load(cluster_factory: ClusterFactory, seed: int) -> None:
+    cluster = cluster_factory(3, seed=seed)
+    restarting: set[str] = set()
+    with Writer(cluster, "roll/", targets=lambda: [n for n in cluster.live() if n not in restarting],
+                threads=4, seed=seed) as writer:
+        writer.wait_acks(30)
+        order = list(cluster.members)
+        random.Random(seed).shuffle(order)
+        for name in order:
+            restarting.add(name)
+            cluster.restart(name, kill=False, wait="healthy")  # SIGTERM, then start on the same data
+            restarting.discard(name)
+            writer.wait_acks(30)
+        writer.wait_acks(30)
+    cluster.wait_converged()
+    writer.verify(list(cluster.members))
+    print(f"seed {seed}: order {order}; {len(writer.acked)} acked, {len(writer.unknown)} unknown, "
+          f"{writer.failed} refused {writer.errors}")
+
+
+# ---------------------------------------------------------------------- membership
+
+
+def test_membership_add_promote_remove_transfer(cluster_factory: ClusterFactory, seed: int) -> None:
+    cluster = cluster_factory(3, seed=seed)
+    voters = set(cluster.members)
+    with Writer(cluster, "mem/", targets=lambda: sorted(voters & set(cluster.live())), seed=seed) as writer:
+        writer.wait_acks(50)
+        leader = cluster.leader()
+        new = cluster.add_member("n4", via=leader)
+        members = cluster.member_call(leader, "list", {})["members"]
+        assert [m.get("isLearner", False) for m in members if int(m["ID"]) == new.id] == [True]
+        cluster.wait_serving("n4")
+
+        # A learner refuses promotion until it is in sync; retry, bounded.
+        def promoted() -> bool:
+            try:
+                cluster.member_call(cluster.leader(), "promote", {"ID": str(new.id)})
+            except RpcError as exc:
+                if exc.status == 412 and "in sync with leader" in exc.message:
+                    return False
+                raise
+            return True
+
+        wait_for("the learner to be promoted", promoted, timeout=30, interval=0.2)
+        voters.add("n4")
+        members = cluster.member_call("n4", "list", {})["members"]
+        assert len(members) == 4 and not any(m.get("isLearner") for m in members)
+        cluster.wait_healthy("n4")
+        writer.wait_acks(30)
+
+        # Remove an old member that is not the leader, then stop it.
+        leader = cluster.leader()
+        victim = next(n for n in ("n1", "n2", "n3") if n != leader)
+        victim_id = cluster.members[victim].id
+        voters.discard(victim)
+        cluster.member_call(leader, "remove", {"ID": str(victim_id)})
+        cluster.forget(victim)
+        remaining = sorted(cluster.members)
+        for name in remaining:
+            ids = wait_for(f"{name} to drop {victim}", lambda n=name: (
+                ids if victim_id not in (ids := {int(m["ID"]) for m in
+                                                 cluster.member_call(n, "list", {})["members"]}) else None),
+                timeout=10)
+            assert len(ids) == 3
+        writer.wait_acks(30)
+
+        # Hand leadership to the new member.
+        leader = cluster.leader()
+        if leader != "n4":
+            rpc(cluster.http, cluster.url(leader), "/v3/maintenance/transfer-leadership",
+                {"targetID": str(new.id)}, timeout=10.0)
+        assert cluster.wait_leader() == "n4"
+        for name in remaining:
+            assert int(cluster.status(name)["leader"]) == new.id
+        writer.wait_acks(30)
+    cluster.wait_converged()
+    writer.verify(sorted(cluster.members))
+
+
+def test_transfer_leadership_must_go_to_the_leader(cluster_factory: ClusterFactory, seed: int) -> None:
+    cluster = cluster_factory(3, seed=seed)
+    leader = cluster.leader()
+    follower, other = cluster.followers(leader)
+    with pytest.raises(RpcError) as refused:
+        rpc(cluster.http, cluster.url(follower), "/v3/maintenance/transfer-leadership",
+            {"targetID": str(cluster.members[other].id)})
+    assert refused.value.message == "etcdserver: not leader"
+    rpc(cluster.http, cluster.url(leader), "/v3/maintenance/transfer-leadership",
+        {"targetID": str(cluster.members[other].id)}, timeout=10.0)
+    assert cluster.wait_leader() == other
+    with httpx.Client() as client:
+        put(client, cluster.url(leader), "moved", "yes")
+        assert get(client, cluster.url(other), "moved") == "yes"
