@@ -1,9 +1,10 @@
-"""A minimal HTTP/1.1 client on asyncio streams for the Python-driven workloads.
+"""A minimal HTTP/1.1 client on asyncio streams, for peer traffic and the benchmark's Python workloads.
 
 httpx costs several hundred microseconds of client CPU per request; this client costs a fraction of that,
-which matters on a 2-core machine where the client shares CPUs with the server. It supports exactly
-what the gateway needs: keep-alive POSTs with Content-Length or chunked responses (with trailers), and
-a chunked *upload* kept open for interactive streams (/v3/watch).
+which matters on a 2-core machine where the client shares CPUs with the server (and where every Raft
+heartbeat is a request). It supports exactly what those callers need: keep-alive POSTs with
+Content-Length or chunked responses (with trailers), and a chunked *upload* kept open for interactive
+streams (/v3/watch).
 """
 
 from __future__ import annotations
@@ -55,16 +56,16 @@ class HttpConn:
             self._writer = None
             self._reader = None
 
-    def _head(self, path: str, extra: str) -> bytes:
+    def _head(self, path: str, extra: str, content_type: str = "application/json") -> bytes:
         return (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\n{extra}\r\n").encode()
+                f"Content-Type: {content_type}\r\n{extra}\r\n").encode()
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
         """One keep-alive request; a chunked answer (stream paths, errors) is joined into one body."""
         reused = self._writer is not None
         if self._writer is None:
             await self.connect()
-        request = self._head(path, f"Content-Length: {len(body)}\r\n") + body
+        request = self._head(path, f"Content-Length: {len(body)}\r\n", content_type) + body
         try:
             self.writer.write(request)
             status, headers = await self.read_head()

@@ -24,12 +24,14 @@ import httpx
 import msgpack
 from starlette.types import Receive, Scope, Send
 
+from app.http_conn import HttpConn, HttpError
 from app.raft_wire import decode_messages, encode_messages
 from raft import Message, MessageType
 
 log = logging.getLogger("etcdpy.transport")
 
 QUEUE_LIMIT = 4096
+SEND_TIMEOUT = 5.0
 BATCH_LIMIT = 1024
 _LEN = struct.Struct(">I")
 
@@ -50,16 +52,20 @@ class PeerSender:
             self.transport.unreachable(self.peer_id)
 
     async def _run(self) -> None:
-        client = self.transport.client
+        conn = HttpConn(self.url)
         while True:
             batch = [await self.queue.get()]
             while len(batch) < BATCH_LIMIT and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
-                resp = await client.post(f"{self.url}/raft/messages", content=encode_messages(batch))
-                resp.raise_for_status()
+                body = encode_messages(batch)
+                status, _ = await asyncio.wait_for(
+                    conn.post("/raft/messages", body, "application/x-msgpack"), SEND_TIMEOUT)
+                if status != 204:
+                    raise HttpError(f"peer answered {status}")
                 self.healthy = True
-            except (httpx.HTTPError, OSError) as exc:
+            except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                await conn.close()
                 if self.healthy:
                     log.warning("peer %x at %s unreachable: %s", self.peer_id, self.url, exc)
                 self.healthy = False

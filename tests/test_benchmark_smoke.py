@@ -15,9 +15,9 @@ import orjson
 import pytest
 
 from app.benchmark import compare, loadmode, workloads
-from app.benchmark.http_client import HttpConn
 from app.benchmark.servers import ETCD_BIN, REPO_ROOT, Cluster
 from app.benchmark.workloads import Spec
+from app.http_conn import HttpConn
 
 KINDS = ["etcd", "etcdpy"]
 

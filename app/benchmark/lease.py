@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from app.benchmark.http_client import HttpConn
 from app.benchmark.procs import WorkerCtl, WorkerGroup
 from app.benchmark.result import Result
 from app.benchmark.stats import Latency
+from app.http_conn import HttpConn
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.benchmark.http_client import HttpConn
 from app.benchmark.payloads import b64, key_bytes, txn_put_body
+from app.http_conn import HttpConn
 
 MAX_TXN_OPS = 128
 

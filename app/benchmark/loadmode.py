@@ -15,11 +15,11 @@ import orjson
 
 from app.benchmark import loader
 from app.benchmark.goals import LOAD_GOAL_TEXT, LOAD_RESTART_LIMIT_S, LOAD_RSS_LIMIT, verdict_text
-from app.benchmark.http_client import HttpConn
 from app.benchmark.payloads import b64, key_bytes, value_bytes
 from app.benchmark.progress import Bar
 from app.benchmark.report import errors_text, fmt_bytes
 from app.benchmark.servers import Cluster, ServerStartError
+from app.http_conn import HttpConn
 
 
 @dataclass

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.benchmark.http_client import host_port
+from app.http_conn import host_port
 
 ETCD_BIN = shutil.which("etcd") or "/usr/bin/etcd"
 REPO_ROOT = Path(__file__).resolve().parents[2]
