@@ -15,7 +15,9 @@ Per directed link the test can:
 
 - cut it, as ``drop`` (connections are reset at once and new ones refused: the sender sees errors) or
   ``blackhole`` (connections are accepted and the bytes swallowed: the sender sees a hang, then its own
-  timeout); bytes of a connection whose answer direction is cut are treated the same way;
+  timeout). A link is the connections its sender opens: cutting ``A -> B`` stops A's messages to B while
+  B's messages to A (on B's own connections, answered with an empty 204) still arrive, which is a
+  one-way partition as Raft sees it; `partition()` cuts both directions;
 - delay it (every chunk is forwarded ``delay`` seconds after it arrived, order kept);
 - make it lossy (each chunk resets its connection with probability ``loss``: TCP cannot lose bytes in the
   middle of a stream, so loss is modelled as the connection breaking, which Raft must survive).
@@ -267,9 +269,7 @@ class FaultNet:
             conn.abort()
 
     def _modes(self, src: str | None, dst: str) -> set[Mode]:
-        if src is None:
-            return {"ok"}
-        return {self.rule(src, dst).mode, self.rule(dst, src).mode}
+        return {self.rule(src, dst).mode}
 
     @staticmethod
     async def _swallow(reader: asyncio.StreamReader) -> None:

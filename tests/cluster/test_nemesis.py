@@ -1,0 +1,205 @@
+"""A randomized nemesis: concurrent clients on a few keys while members are killed, paused and cut off.
+
+Clients put unique values, read, and compare-and-set (a txn comparing the value, with a read in its
+failure branch) on three keys, each operation to a random member, with short deadlines. Every invocation
+and completion is recorded (ok, certainly failed, or unknown: timeouts, lost connections) and the history
+is checked per key for linearizability (tests/cluster/linearizability.py). Meanwhile a seeded nemesis
+applies one fault at a time, holds it, and repairs it: SIGKILL and restart, SIGSTOP and SIGCONT (of the
+leader or any member), partitions (isolating the leader or a random member, with resets or a blackhole;
+a one-way cut; a "bridge" where two members cannot see each other but both see the third), slow links
+and lossy links. At the end every fault is repaired, the cluster must elect a leader and converge, and
+a final linearizable read of every key on every member joins the history.
+
+``NEMESIS_SECONDS`` (default 30) sets how long faults go on; ``NEMESIS_SEED`` repeats a schedule (client
+timing still varies). The seed, the fault log and the checker's report are printed on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.cluster.conftest import ClusterFactory
+from tests.cluster.harness import Cluster, Failed, RpcError, cas, get, put
+from tests.cluster.linearizability import History, check
+
+KEYS = ["nem/a", "nem/b", "nem/c"]
+CLIENTS = 5
+OP_TIMEOUT = 1.5
+
+
+def _client(cluster: Cluster, history: History, client: int, seed: int, stop: threading.Event) -> None:
+    rng = random.Random(f"{seed}/client/{client}")
+    names = list(cluster.members)
+    last_seen: dict[str, str | None] = {}
+    seq = 0
+    with httpx.Client() as http:
+        while not stop.is_set():
+            key, name = rng.choice(KEYS), rng.choice(names)
+            url = cluster.url(name)
+            roll = rng.random()
+            seq += 1
+            new = f"c{client}-{seq}"
+            expected = last_seen.get(key)
+            try:
+                if roll < 0.4:
+                    op = history.invoke(client, key, "get")
+                    value = get(http, url, key, timeout=OP_TIMEOUT)
+                    history.ok(op, value)
+                    last_seen[key] = value
+                elif roll < 0.7 or expected is None:
+                    op = history.invoke(client, key, "put", new)
+                    put(http, url, key, new, timeout=OP_TIMEOUT)
+                    history.ok(op)
+                    last_seen[key] = new
+                else:
+                    op = history.invoke(client, key, "cas", (expected, new))
+                    succeeded, seen = cas(http, url, key, expected, new, timeout=OP_TIMEOUT)
+                    history.ok(op, (succeeded, seen))
+                    last_seen[key] = new if succeeded else seen
+            except Failed:
+                history.fail(op)
+                stop.wait(0.05)  # the member is down or has no leader: do not spin
+            except RpcError:
+                history.unknown(op)
+
+
+class Nemesis:
+    def __init__(self, cluster: Cluster, seed: int) -> None:
+        self.cluster = cluster
+        self.rng = random.Random(seed)
+        self.log: list[str] = []
+        self.started = time.monotonic()
+
+    def note(self, text: str) -> None:
+        self.log.append(f"{time.monotonic() - self.started:7.2f}s {text}")
+
+    def _leader_or_any(self) -> str:
+        view = self.cluster.leader_view()
+        leaders = [n for n in view.values() if n is not None and n in self.cluster.live()]
+        return leaders[0] if leaders else self.rng.choice(list(self.cluster.members))
+
+    def one_fault(self, hold: float) -> None:
+        """Apply one fault, hold it for ``hold`` seconds (a timed wait: the fault's duration), repair it."""
+        c = self.cluster
+        names = list(c.members)
+        kind = self.rng.choice(["kill", "kill-leader", "pause", "pause-leader", "isolate", "isolate-leader",
+                                "one-way", "bridge", "slow", "lossy"])
+        target = self._leader_or_any() if kind.endswith("leader") else self.rng.choice(names)
+        repair: Callable[[], None]
+        if kind.startswith("kill"):
+            self.note(f"kill -9 {target}")
+            c.kill(target)
+
+            def repair() -> None:
+                c.start_member(target, wait="serving")
+        elif kind.startswith("pause"):
+            self.note(f"SIGSTOP {target}")
+            c.pause(target)
+
+            def repair() -> None:
+                c.resume(target)
+        elif kind.startswith("isolate"):
+            mode = self.rng.choice(["drop", "blackhole"])
+            self.note(f"isolate {target} ({mode})")
+            c.isolate(target, mode=mode)
+            repair = c.heal
+        elif kind == "one-way":
+            others = [n for n in names if n != target]
+            self.note(f"cut {target} -> {others} (one way)")
+            c.net.set_links([(target, o) for o in others], mode="drop")
+            repair = c.heal
+        elif kind == "bridge":
+            a, b = self.rng.sample(names, 2)
+            self.note(f"cut {a} <-> {b} (bridge through the third)")
+            c.net.set_links([(a, b), (b, a)], mode=self.rng.choice(["drop", "blackhole"]))
+            repair = c.heal
+        elif kind == "slow":
+            delay = self.rng.uniform(0.02, 0.25)
+            self.note(f"delay every link by {delay * 1000:.0f} ms")
+            c.net.set_links([(a, b) for a in names for b in names if a != b], delay=delay)
+            repair = c.heal
+        else:
+            loss = self.rng.uniform(0.05, 0.3)
+            self.note(f"break {loss:.0%} of peer chunks")
+            c.net.set_links([(a, b) for a in names for b in names if a != b], loss=loss)
+            repair = c.heal
+        time.sleep(hold)
+        repair()
+        self.note(f"repaired {kind}")
+
+    def repair_all(self) -> None:
+        c = self.cluster
+        c.heal()
+        for name, m in c.members.items():
+            if m.paused:
+                c.resume(name)
+            if not m.running:
+                c.start_member(name, wait="serving")
+        self.note("everything repaired")
+
+
+def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
+    seed = int(os.environ.get("NEMESIS_SEED", random.randrange(2**32)))
+    seconds = float(os.environ.get("NEMESIS_SECONDS", "30"))
+    cluster = cluster_factory(3, seed=seed)
+    history = History()
+    stop = threading.Event()
+    clients = [threading.Thread(target=_client, args=(cluster, history, i, seed, stop), daemon=True)
+               for i in range(CLIENTS)]
+    nemesis = Nemesis(cluster, seed)
+    context = ""
+    try:
+        for t in clients:
+            t.start()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            nemesis.one_fault(hold=nemesis.rng.uniform(0.5, 3.0))
+            time.sleep(nemesis.rng.uniform(0.3, 1.5))  # quiet time between faults
+        nemesis.repair_all()
+        cluster.wait_leader(timeout=30)
+        nemesis.note("leader elected after repair")
+        settled = history.counts["put ok"] + history.counts["get ok"] + history.counts["cas ok"]
+        # The clients go on for a while against the repaired cluster: it must serve them.
+        deadline = time.monotonic() + 20
+        while (history.counts["put ok"] + history.counts["get ok"] + history.counts["cas ok"] < settled + 20
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+        stop.set()
+        for t in clients:
+            t.join(timeout=30)
+        cluster.wait_converged(prefix="nem/", timeout=30)
+        # Final reads: every key on every member, linearizable, in the history as one more client.
+        with httpx.Client() as http:
+            for name in cluster.members:
+                for key in KEYS:
+                    op = history.invoke(99, key, "get")
+                    history.ok(op, get(http, cluster.url(name), key, timeout=5.0))
+        ops = history.finish()
+        context = (f"seed {seed} (NEMESIS_SEED={seed} to repeat)\nfaults:\n  " + "\n  ".join(nemesis.log)
+                   + f"\noperations: {dict(history.counts)}")
+        (tmp_path / "history.jsonl").write_text("\n".join(
+            json.dumps([o.id, o.client, o.key, o.kind, o.arg, o.call, None if o.unknown else o.ret, o.out])
+            for o in ops))
+        completed = history.counts["put ok"] + history.counts["get ok"] + history.counts["cas ok"]
+        assert completed >= 100, f"too few operations completed to mean anything\n{context}"
+        started = time.monotonic()
+        result = check(ops, budget_s=120)
+        print(f"{context}\nchecked in {time.monotonic() - started:.1f} s\n{result.report()}")
+        assert result.ok is True, f"history is not linearizable\n{context}\n{result.report()}"
+    except BaseException:
+        if not context:
+            print(f"seed {seed}\nfaults:\n  " + "\n  ".join(nemesis.log)
+                  + f"\noperations: {dict(history.counts)}")
+        raise
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(timeout=30)
