@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         config = parse_args(sys.argv[1:] if argv is None else argv)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     try:
         import uvloop
 

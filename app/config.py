@@ -8,6 +8,7 @@ keys as the flags) is the whole configuration and other flags are ignored, as in
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,31 @@ from urllib.parse import urlsplit
 
 import yaml
 
+log = logging.getLogger("etcdpy.config")
+
 
 class ConfigError(Exception):
     """The command line or config file is not acceptable; the message says why."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# Flags etcd declares as signed; every other integer flag is unsigned (a negative value is refused).
+_SIGNED = {"quota_backend_bytes"}
+
+
+def parse_go_int(text: str, unsigned: bool) -> int:
+    """strconv.ParseInt/ParseUint with base 0, as Go's flag package parses integer flags."""
+    body = text[1:] if text[:1] in "+-" else text
+    if not body or (unsigned and text.startswith("-")):
+        raise ValueError(text)
+    if len(body) > 1 and body[0] == "0" and body[1].isdigit():
+        value = int(body.replace("_", ""), 8)  # a leading 0 is octal in Go
+    else:
+        value = int(body, 0)
+    return -value if text.startswith("-") else value
 
 
 @dataclass
@@ -73,7 +96,7 @@ class Config:
                 raise ConfigError(f"invalid URL {url!r}: expected http(s)://host:port")
         if self.initial_cluster_state not in ("new", "existing"):
             raise ConfigError(
-                f"unexpected initial-cluster-state {self.initial_cluster_state!r}; want 'new' or 'existing'"
+                f'invalid value "{self.initial_cluster_state}" for flag -initial-cluster-state: invalid value'
             )
         mine = self.cluster_members.get(self.name)
         if mine is None:
@@ -141,9 +164,11 @@ def _convert(attr: str, raw: Any) -> Any:
             return [str(u) for u in raw]
         return [u.strip() for u in str(raw).split(",") if u.strip()]
     if kind == "int":
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
         try:
-            return int(raw)
-        except (TypeError, ValueError):
+            return parse_go_int(str(raw), unsigned=attr not in _SIGNED)
+        except ValueError:
             raise ConfigError(f'invalid value "{raw}" for flag -{_flag(attr)}: parse error') from None
     return str(raw)
 
@@ -155,8 +180,12 @@ def parse_args(argv: list[str]) -> Config:
         arg = argv[i]
         i += 1
         if not arg.startswith("-") or arg in ("-", "--"):
-            raise ConfigError(f"'{arg}' is not a valid flag")
-        name, has_value, value = arg.lstrip("-").partition("=")
+            raise ConfigError(f"error verifying flags, '{arg}' is not a valid flag. See 'etcdpy --help'.",
+                              exit_code=1)
+        stripped = arg[2:] if arg.startswith("--") else arg[1:]
+        if not stripped or stripped[0] in "-=":
+            raise ConfigError(f"bad flag syntax: {arg}")
+        name, has_value, value = stripped.partition("=")
         if name not in FLAGS:
             raise ConfigError(f"flag provided but not defined: -{name}")
         if not has_value:
@@ -185,7 +214,9 @@ def load_file(path: str) -> Config:
     values: dict[str, Any] = {}
     for key, raw in doc.items():
         if key not in FLAGS:
-            raise ConfigError(f"config file {path}: unknown key {key!r}")
+            # etcd ignores keys it does not know; an etcd config file must keep working here.
+            log.warning("config file %s: ignoring unknown key %r", path, key)
+            continue
         if raw is None:
             continue
         values[key.replace("-", "_")] = _convert(key.replace("-", "_"), raw)

@@ -332,3 +332,32 @@ def test_no_flags_creates_default_data_dir_in_cwd(tmp_path: Path) -> None:
         assert (tmp_path / "default.etcdpy" / "member").is_dir()
     finally:
         server.stop()
+
+
+# Go flag parsing details, as /usr/bin/etcd 3.4 behaves.
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--heartbeat-interval", "0x64"], 100),
+    (["--heartbeat-interval", "010"], 8),  # Go reads a leading 0 as octal
+    (["--snapshot-count", "1_000"], 1000),
+])
+def test_integer_flags_take_go_syntax(argv: list[str], expected: int) -> None:
+    cfg = parse_args(argv)
+    assert getattr(cfg, argv[0][2:].replace("-", "_")) == expected
+
+
+@pytest.mark.parametrize(("argv", "message", "code"), [
+    (["--heartbeat-interval", "-5"], 'invalid value "-5" for flag -heartbeat-interval: parse error', 2),
+    (["---name", "x"], "bad flag syntax: ---name", 2),
+    (["foo"], "error verifying flags, 'foo' is not a valid flag", 1),
+    (["--initial-cluster-state", "bogus"], 'invalid value "bogus" for flag -initial-cluster-state', 2),
+])
+def test_bad_flags_get_etcds_messages(argv: list[str], message: str, code: int) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_args(argv)
+    assert message in str(err.value) and err.value.exit_code == code
+
+
+def test_unknown_config_file_keys_are_ignored_like_etcd(tmp_path) -> None:
+    path = tmp_path / "etcd.yaml"
+    path.write_text("name: x\nenable-v2: true\nlogger: zap\n")
+    assert parse_args(["--config-file", str(path)]).name == "x"
