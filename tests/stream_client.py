@@ -100,12 +100,12 @@ class StreamConn:
 
     def read_head(self, timeout: float | None = None) -> int:
         if self.status is None:
-            self._read_head(time.monotonic() + (timeout or self.timeout))
+            self._read_head(time.monotonic() + (self.timeout if timeout is None else timeout))
         assert self.status is not None
         return self.status
 
     def read_line(self, timeout: float | None = None) -> bytes:
-        deadline = time.monotonic() + (timeout or self.timeout)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         if self.status is None:
             self._read_head(deadline)
         while not self.pending:
