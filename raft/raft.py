@@ -357,10 +357,11 @@ class Raft:
             else:
                 self.become_follower(m.term, NONE)
         elif m.term < self.term:
-            if (self.check_quorum or self.pre_vote) and m.type in (MT.MsgHeartbeat, MT.MsgApp):
-                # A stale leader (e.g. after a partition) would otherwise never learn of the new term
-                # when pre-vote/check-quorum keep us from bumping terms by campaigning; answer so it
-                # steps down.
+            if m.type in (MT.MsgHeartbeat, MT.MsgApp):
+                # §5.1: answer with our term so a stale leader steps down. etcd only does this with
+                # pre-vote/check-quorum on, relying otherwise on our campaign to raise its term; but a
+                # learner (or a voter demoted while its term was ahead) never campaigns, and would
+                # ignore the leader forever.
                 self.send(Message(type=MT.MsgAppResp, to=m.frm))
             elif m.type == MT.MsgPreVote:
                 self.send(Message(type=MT.MsgPreVoteResp, to=m.frm, term=self.term, reject=True))

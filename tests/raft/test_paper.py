@@ -108,13 +108,14 @@ def test_update_term_from_message(state: StateType) -> None:
 
 
 def test_reject_stale_term_message() -> None:
-    """§5.1: "If a server receives a request with a stale term number, it rejects the request."
-    Without pre-vote/check-quorum the stale message is ignored entirely."""
+    """§5.1: "If a server receives a request with a stale term number, it rejects the request", and its
+    answer carries its current term so that the stale leader steps down."""
     r = new_raft(1, [1, 2, 3])
     r.load_state(HardState(term=2))
     r.step(Message(type=MT.MsgApp, frm=2, to=1, term=1, entries=[Entry(1, 1)]))
     assert r.raft_log.last_index() == 0
     assert r.term == 2
+    assert [(m.type, m.to, m.term) for m in take(r)] == [(MT.MsgAppResp, 2, 2)]
 
 
 # -- §5.2: leader election --------------------------------------------------------------------

@@ -92,6 +92,9 @@ REGRESSIONS: list[tuple[int, int, dict[str, object]]] = [
     # A proposal forwarded by node X and bounced back to X after it became leader (frm == X) had its
     # entries adopted without copying; a duplicate then renumbered entries already in the log.
     (128, 3, {}),
+    # A voter demoted to learner after raising its term (no pre-vote/check-quorum) ignored the
+    # lower-term leader forever, and never campaigned to make it step down.
+    (201693, 5, {}),
 ]
 
 
