@@ -164,7 +164,8 @@ def etcdpy(tmp_path: Path) -> Iterator[Server]:
 
 
 def put(url: str, key: str, value: str) -> int:
-    body = {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(value.encode()).decode()}
+    body = {"key": base64.b64encode(key.encode()).decode(),
+            "value": base64.b64encode(value.encode()).decode()}
     resp = httpx.post(f"{url}/v3/kv/put", json=body, timeout=TIMEOUT_S)
     resp.raise_for_status()
     return int(resp.json()["header"]["revision"])
