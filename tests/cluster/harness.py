@@ -495,6 +495,20 @@ class Cluster:
         self._spawn(member)
         return member
 
+    def promote_when_in_sync(self, member_id: int, timeout: float = 30.0) -> None:
+        """`member promote`, refused (412) until the learner is in sync with the leader: retry, bounded."""
+
+        def promoted() -> bool:
+            try:
+                self.member_call(self.leader(), "promote", {"ID": str(member_id)})
+            except RpcError as exc:
+                if exc.status == 412 and "in sync with leader" in exc.message:
+                    return False
+                raise
+            return True
+
+        wait_for("the learner to be promoted", promoted, timeout=timeout, interval=0.2)
+
     def forget(self, name: str) -> None:
         """Drop a removed member from the harness (after killing it)."""
         self.kill(name)

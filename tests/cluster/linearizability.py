@@ -57,7 +57,7 @@ class Op:
     def unknown(self) -> bool:
         return self.ret == math.inf
 
-    def describe(self) -> str:
+    def describe(self, base: float = 0.0) -> str:
         if self.kind == "put":
             what = f"put({self.arg!r})"
         elif self.kind == "cas":
@@ -65,8 +65,8 @@ class Op:
         else:
             what = "get()"
         result = "?" if self.unknown else (repr(self.out) if self.kind != "put" else "ok")
-        end = "inf" if self.unknown else f"{self.ret:.4f}"
-        return f"#{self.id} client {self.client} [{self.call:.4f}, {end}] {what} -> {result}"
+        end = "inf" if self.unknown else f"{self.ret - base:.4f}"
+        return f"#{self.id} client {self.client} [{self.call - base:.4f}, {end}] {what} -> {result}"
 
 
 def step(state: Value, op: Op) -> tuple[bool, Value]:
@@ -252,10 +252,12 @@ def check_key(key: str, ops: list[Op], init: Value = None, budget_s: float = 60.
 def _explain(ops: list[Op], stuck: Op | None, depth: int) -> str:
     if stuck is None:
         return ""
+    base = min(op.call for op in ops)
     near = [op for op in ops if op.call <= stuck.ret and op.ret >= stuck.call - 1.0]
     lines = [f"  deepest search linearized {depth} ops; could not linearize before it returned:",
-             f"    {stuck.describe()}", "  operations overlapping it or just before:"]
-    lines += [f"    {op.describe()}" for op in near[-40:]]
+             f"    {stuck.describe(base)}",
+             "  operations overlapping it or just before (times from the first call):"]
+    lines += [f"    {op.describe(base)}" for op in near[-40:]]
     return "\n".join(lines)
 
 
