@@ -235,14 +235,23 @@ def test_membership_add_promote_remove_transfer(cluster_factory: ClusterFactory,
         victim_id = cluster.members[victim].id
         voters.discard(victim)
         cluster.member_call(leader, "remove", {"ID": str(victim_id)})
+        # A member that applies its own removal shuts down, as etcd's does.
+        proc = cluster.members[victim].proc
+        assert proc is not None
+        wait_for(f"the removed {victim} to exit", lambda: proc.poll() is not None, timeout=15)
         cluster.forget(victim)
         remaining = sorted(cluster.members)
+
+        def member_ids(name: str) -> set[int]:
+            return {int(m["ID"]) for m in cluster.member_call(name, "list", {})["members"]}
+
         for name in remaining:
-            ids = wait_for(f"{name} to drop {victim}", lambda n=name: (
-                ids if victim_id not in (ids := {int(m["ID"]) for m in
-                                                 cluster.member_call(n, "list", {})["members"]}) else None),
-                timeout=10)
-            assert len(ids) == 3
+
+            def dropped(n: str = name) -> bool:
+                return victim_id not in member_ids(n)
+
+            wait_for(f"{name} to drop {victim}", dropped, timeout=10)
+            assert len(member_ids(name)) == 3
         writer.wait_acks(30)
 
         # Hand leadership to the new member.

@@ -10,6 +10,11 @@ a one-way cut; a "bridge" where two members cannot see each other but both see t
 and lossy links. At the end every fault is repaired, the cluster must elect a leader and converge, and
 a final linearizable read of every key on every member joins the history.
 
+Meanwhile one watcher per member watches the keys' prefix from revision 1 and, whenever its stream
+breaks (its member killed, a timeout), resumes from the revision after the last event it got. Each
+watcher's events must be exactly the prefix of the cluster's event history (read at the end by a fresh
+watch) up to its last event: no gap, no repeat, no reordering, no event that differs.
+
 ``NEMESIS_SECONDS`` (default 30) sets how long faults go on; ``NEMESIS_SEED`` repeats a schedule (client
 timing still varies). The seed, the fault log and the checker's report are printed on failure.
 """
@@ -25,10 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.cluster.conftest import ClusterFactory
-from tests.cluster.harness import Cluster, Failed, RpcError, cas, get, put
+from tests.cluster.harness import Cluster, Failed, RpcError, b64, cas, get, put, unb64, wait_for
 from tests.cluster.linearizability import History, check
+from tests.stream_client import StreamClosed, StreamConn
 
 KEYS = ["nem/a", "nem/b", "nem/c"]
 CLIENTS = 5
@@ -69,6 +76,77 @@ def _client(cluster: Cluster, history: History, client: int, seed: int, stop: th
                 stop.wait(0.05)  # the member is down or has no leader: do not spin
             except RpcError:
                 history.unknown(op)
+
+
+Event = tuple[int, str, str, str]  # (mod revision, type, key, value)
+
+
+def _watch(url: str, start: int, on_event: Callable[[Event], None], stop: threading.Event,
+           idle_timeout: float) -> None:
+    """One watch stream on the keys' prefix from ``start``, until it breaks, ``stop`` is set, or it is
+    idle for ``idle_timeout`` seconds (it then resumes on a fresh connection)."""
+    conn = StreamConn(url, "/v3/watch", timeout=idle_timeout)
+    try:
+        conn.send({"create_request": {"key": b64("nem/"), "range_end": b64("nem0"),
+                                      "start_revision": str(start)}})
+        while not stop.is_set():
+            result = conn.read_json(timeout=idle_timeout)["result"]
+            assert not result.get("canceled"), f"watch canceled: {result}"
+            for ev in result.get("events", []):
+                kv = ev["kv"]
+                on_event((int(kv["mod_revision"]), ev.get("type", "PUT"), unb64(kv["key"]),
+                          unb64(kv.get("value", ""))))
+    finally:
+        conn.close()
+
+
+class Watcher:
+    """Watches through one member for the whole run, resuming after the last event it got."""
+
+    def __init__(self, cluster: Cluster, name: str, stop: threading.Event) -> None:
+        self.cluster, self.name, self.stop = cluster, name, stop
+        self.events: list[Event] = []
+        self.reconnects = 0
+        self.thread = threading.Thread(target=self._run, name=f"watch-{name}", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            start = self.events[-1][0] + 1 if self.events else 1
+            try:
+                _watch(self.cluster.url(self.name), start, self.events.append, self.stop, idle_timeout=3.0)
+            except (OSError, TimeoutError, StreamClosed, ValueError, KeyError):
+                self.reconnects += 1
+                self.stop.wait(0.1)
+
+
+def reference_events(url: str, last_revision: int) -> list[Event]:
+    """Every event on the prefix from revision 1 up to ``last_revision``, by one fresh watch."""
+    events: list[Event] = []
+    stop = threading.Event()
+
+    def collect(ev: Event) -> None:
+        events.append(ev)
+        if ev[0] >= last_revision:
+            stop.set()
+
+    if last_revision > 0:
+        _watch(url, 1, collect, stop, idle_timeout=10.0)
+    return events
+
+
+def check_watch_streams(streams: dict[str, list[Event]], reference: list[Event]) -> None:
+    """Each stream must be a prefix of the reference history: no gap, repeat, reordering or change."""
+    for name, got in streams.items():
+        assert got, f"watcher on {name} got no event at all"
+        assert got == reference[:len(got)], _first_difference(name, got, reference)
+
+
+def _first_difference(name: str, got: list[Event], reference: list[Event]) -> str:
+    for i, (a, b) in enumerate(zip(got, reference, strict=False)):
+        if a != b:
+            return (f"watcher on {name}: event #{i} is {a}, the history has {b} "
+                    f"(before: {got[max(0, i - 3):i]}; a gap, repeat or reordering)")
+    return f"watcher on {name} got {len(got)} events, more than the {len(reference)} in the history"
 
 
 class Nemesis:
@@ -155,8 +233,12 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
     clients = [threading.Thread(target=_client, args=(cluster, history, i, seed, stop), daemon=True)
                for i in range(CLIENTS)]
     nemesis = Nemesis(cluster, seed)
+    watch_stop = threading.Event()
+    watchers = [Watcher(cluster, name, watch_stop) for name in cluster.members]
     context = ""
     try:
+        for w in watchers:
+            w.thread.start()
         for t in clients:
             t.start()
         end = time.monotonic() + seconds
@@ -175,7 +257,19 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
         stop.set()
         for t in clients:
             t.join(timeout=30)
-        cluster.wait_converged(prefix="nem/", timeout=30)
+        data = cluster.wait_converged(prefix="nem/", timeout=30)
+        # The watchers catch up with the last write, then their streams are compared with the history.
+        last_revision = max((mod for _, _, mod, _ in data.values()), default=0)
+        for w in watchers:
+
+            def caught_up(w: Watcher = w) -> bool:
+                return bool(w.events) and w.events[-1][0] >= last_revision
+
+            wait_for(f"the watcher on {w.name} to reach revision {last_revision}", caught_up, timeout=20)
+        watch_stop.set()
+        reference = reference_events(cluster.url(cluster.leader()), last_revision)
+        assert reference and reference[-1][0] == last_revision
+        check_watch_streams({w.name: list(w.events) for w in watchers}, reference)
         # Final reads: every key on every member, linearizable, in the history as one more client.
         with httpx.Client() as http:
             for name in cluster.members:
@@ -184,7 +278,8 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
                     history.ok(op, get(http, cluster.url(name), key, timeout=5.0))
         ops = history.finish()
         context = (f"seed {seed} (NEMESIS_SEED={seed} to repeat)\nfaults:\n  " + "\n  ".join(nemesis.log)
-                   + f"\noperations: {dict(history.counts)}")
+                   + f"\noperations: {dict(history.counts)}\nwatch events: {len(reference)}, reconnects "
+                   + str({w.name: w.reconnects for w in watchers}))
         (tmp_path / "history.jsonl").write_text("\n".join(
             json.dumps([o.id, o.client, o.key, o.kind, o.arg, o.call, None if o.unknown else o.ret, o.out])
             for o in ops))
@@ -201,5 +296,24 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
         raise
     finally:
         stop.set()
+        watch_stop.set()
         for t in clients:
             t.join(timeout=30)
+        for w in watchers:
+            w.thread.join(timeout=10)
+
+
+def test_watch_stream_check() -> None:
+    history: list[Event] = [(r, "PUT", "nem/a", f"v{r}") for r in range(2, 8)]
+    check_watch_streams({"ok": history[:4], "all": history}, history)
+    bad = {
+        "gap": history[:2] + history[3:],
+        "repeat": history[:3] + history[2:],
+        "reordered": [history[1], history[0]],
+        "changed": history[:2] + [(4, "PUT", "nem/a", "other")],
+        "longer": history + [(9, "PUT", "nem/a", "v9")],
+        "empty": [],
+    }
+    for name, stream in bad.items():
+        with pytest.raises(AssertionError):
+            check_watch_streams({name: stream}, history)
