@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,11 @@ class WatchService:
         self.server = server
         self.hub = WatchHub(server.store)
         self.lessor: Lessor = server.applier.lessor
+        # etcd's minimum lease TTL: 1.5 election timeouts (in heartbeat ticks), rounded up to seconds.
+        cfg = server.config
+        ticks = max(1, cfg.election_timeout // max(1, cfg.heartbeat_interval))
+        self.min_ttl = max(1, math.ceil((3 * ticks) // 2 * cfg.heartbeat_interval / 1000))
+        self.lessor.min_ttl = self.min_ttl
         server.applier.on_events = self.hub.notify
         self.encoder = Encoder(server)
         self.progress_interval = server.config.watch_progress_notify_interval_s
@@ -73,7 +79,7 @@ class WatchService:
     def reload(self) -> None:
         """The store was replaced by a snapshot: re-read leases, replay skipped revisions to watchers."""
         primary = self.lessor.primary
-        self.lessor = Lessor(self.server.store)
+        self.lessor = Lessor(self.server.store, self.min_ttl)
         self.server.applier.lessor = self.lessor
         if primary:
             self.lessor.promote(time.monotonic())
