@@ -64,6 +64,27 @@ def decode_snapshot_record(data: bytes) -> tuple[ConfState, int]:
     return ConfState(voters, learners, outgoing, learners_next, auto_leave), db_applied
 
 
+class LiveSnapshotStorage(MemoryStorage):
+    """Raft's snapshots made on demand at the applied index, with the configuration as it is now.
+
+    The database a snapshot ships is dumped when it is sent, so it is always current; the metadata must
+    be too: a member added after the last log compaction is missing from that compaction's ConfState
+    and would refuse it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.node: RaftNode | None = None
+
+    def snapshot(self) -> Snapshot:
+        base = super().snapshot()
+        node = self.node
+        if node is None or node.applied <= base.metadata.index or node.applied < self.first_index() - 1:
+            return base
+        conf_state = node.raw.status().conf_state
+        return Snapshot(b"", SnapshotMetadata(conf_state, node.applied, self.term(node.applied)))
+
+
 @dataclass
 class NodeCallbacks:
     """What the node needs from the server around it."""
@@ -95,7 +116,7 @@ class RaftNode:
         self.tick_seconds = tick_ms / 1000
         self.election_ticks = election_ticks
         self.snapshot_count = snapshot_count
-        self.storage = MemoryStorage()
+        self.storage = LiveSnapshotStorage()
         self.snapshot_index = wal_state.snapshot_index
         if wal_state.snapshot_index:
             meta = SnapshotMetadata(decode_snapshot_record(wal_state.snapshot_data)[0],
@@ -122,6 +143,7 @@ class RaftNode:
             rng=random.Random(node_id ^ random.getrandbits(32)),
         )
         self.raw = RawNode(config)
+        self.storage.node = self
         if bootstrap:
             self.raw.bootstrap(bootstrap)
         self.leader = 0
