@@ -141,6 +141,13 @@ class FaultNet:
             for conn in list(self._conns):
                 conn.abort()
             self._conns.clear()
+            # Aborted connections end their handlers; give them a moment rather than cancel them (asyncio's
+            # stream callback reports cancelled connection handlers as errors).
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=2)
+                for task in pending:
+                    task.cancel()
 
         if self._loop.is_running():
             with contextlib.suppress(Exception):
