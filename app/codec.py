@@ -293,7 +293,7 @@ def txn_request(d: dict[str, Any]) -> TxnRequest:
 # ------------------------------------------------------------------ proto sizing
 
 
-def _varint_size(value: int) -> int:
+def varint_size(value: int) -> int:
     if value < 0:
         return 10
     size = 1
@@ -311,18 +311,18 @@ def proto_size(d: dict[str, Any], name: str) -> int:
             continue
         values = d[field.name] if field.repeated else [d[field.name]]
         for value in values:
-            tag = _varint_size(field.number << 3)
+            tag = varint_size(field.number << 3)
             if field.kind in ("bytes", "string"):
                 n = len(value)
                 if n or field.oneof:
-                    total += tag + _varint_size(n) + n
+                    total += tag + varint_size(n) + n
             elif field.kind == "bool":
                 total += tag + 1 if value else 0
             elif field.is_message:
                 n = proto_size(value, field.kind)
-                total += tag + _varint_size(n) + n
+                total += tag + varint_size(n) + n
             elif value or field.oneof:
-                total += tag + _varint_size(value)
+                total += tag + varint_size(value)
     return total
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from app.codec import kv_json
+from app.codec import kv_json, varint_size
 from storage.kv_types import Event, EventType, KeyValue
 from storage.watch_hub import CompactedMsg, EventBatch, EventsMsg, ProgressMsg
 
@@ -62,25 +62,15 @@ def line(result: dict[str, Any]) -> bytes:
     return orjson.dumps({"result": result}) + b"\n"
 
 
-def _varint(value: int) -> int:
-    if value < 0:
-        return 10
-    size = 1
-    while value >= 0x80:
-        value >>= 7
-        size += 1
-    return size
-
-
 def _kv_size(kv: KeyValue) -> int:
-    size = 1 + _varint(len(kv.key)) + len(kv.key)
+    size = 1 + varint_size(len(kv.key)) + len(kv.key)
     for value in (kv.create_revision, kv.mod_revision, kv.version):
         if value:
-            size += 1 + _varint(value)
+            size += 1 + varint_size(value)
     if kv.value:
-        size += 1 + _varint(len(kv.value)) + len(kv.value)
+        size += 1 + varint_size(len(kv.value)) + len(kv.value)
     if kv.lease:
-        size += 1 + _varint(kv.lease)
+        size += 1 + varint_size(kv.lease)
     return size
 
 
@@ -88,11 +78,11 @@ def event_size(ev: Event, prev_kv: bool) -> int:
     """Protobuf size of the Event inside a WatchResponse (tag and length included)."""
     size = 2 if ev.type else 0
     n = _kv_size(ev.kv)
-    size += 1 + _varint(n) + n
+    size += 1 + varint_size(n) + n
     if prev_kv and ev.prev_kv is not None:
         n = _kv_size(ev.prev_kv)
-        size += 1 + _varint(n) + n
-    return 1 + _varint(size) + size
+        size += 1 + varint_size(n) + n
+    return 1 + varint_size(size) + size
 
 
 class Encoder:
@@ -131,7 +121,7 @@ class Encoder:
         events = msg.batch.events
         if w.fragment and len(events) > 1:
             sizes = [event_size(ev, w.prev_kv) for ev in events]
-            base = 2 + len(header) + (1 + _varint(w.id) if w.id else 0)
+            base = 2 + len(header) + (1 + varint_size(w.id) if w.id else 0)
             if base + sum(sizes) >= self.fragment_limit:
                 return self._fragments(msg, header, wid, sizes, base)
         body = events_bytes(msg.batch, w.prev_kv)
