@@ -15,8 +15,9 @@ breaks (its member killed, a timeout), resumes from the revision after the last 
 watcher's events must be exactly the prefix of the cluster's event history (read at the end by a fresh
 watch) up to its last event: no gap, no repeat, no reordering, no event that differs.
 
-``NEMESIS_SECONDS`` (default 30) sets how long faults go on; ``NEMESIS_SEED`` repeats a schedule (client
-timing still varies). The seed, the fault log and the checker's report are printed on failure.
+``NEMESIS_SECONDS`` (default 30) sets how long faults go on, ``NEMESIS_MEMBERS`` the cluster size (3 or
+5, default 3); ``NEMESIS_SEED`` repeats a schedule (client timing still varies). The seed, the fault
+log and the checker's report are printed on failure.
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ class Nemesis:
 def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
     seed = int(os.environ.get("NEMESIS_SEED", random.randrange(2**32)))
     seconds = float(os.environ.get("NEMESIS_SECONDS", "30"))
-    cluster = cluster_factory(3, seed=seed)
+    members = int(os.environ.get("NEMESIS_MEMBERS", "3"))
+    cluster = cluster_factory(members, seed=seed)
     history = History()
     stop = threading.Event()
     clients = [threading.Thread(target=_client, args=(cluster, history, i, seed, stop), daemon=True)
