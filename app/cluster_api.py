@@ -13,11 +13,10 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from app import codec, errors
 from app.errors import EtcdError
 from app.identity import member_id
+from app.leader_forward import forward, leader_client_url
 from app.membership import Member, MemberUpdateRequest
 from app.server import VERSION, EtcdServer
 from raft import ConfChange, ConfChangeType, StateType
@@ -166,18 +165,11 @@ async def member_promote(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 
 async def _forward_to_leader(server: EtcdServer, path: str, body: bytes) -> dict[str, Any]:
-    leader = server.membership.members.get(server.node.leader)
-    if leader is None or not leader.client_urls:
+    url = leader_client_url(server)
+    if url is None:
+        # Not the leader a moment ago but the leader now: let the client retry.
         raise EtcdError(*errors.NO_LEADER)
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        try:
-            resp = await client.post(leader.client_urls[0].rstrip("/") + path, content=body)
-        except httpx.HTTPError:
-            raise EtcdError(*errors.NO_LEADER) from None
-    data: dict[str, Any] = resp.json()
-    if resp.status_code != 200:
-        message = data.get("message", "etcdserver: unknown error")
-        raise EtcdError(message, int(data.get("code", errors.UNKNOWN)))
+    data = await forward(url, path, body)
     data["header"] = server.member_header()
     return data
 

@@ -9,46 +9,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
-import orjson
 from starlette.types import Receive, Scope, Send
 
 from app import codec
 from app.codec import DecodeError
-from app.errors import NO_LEADER, UNKNOWN, EtcdError, server_error, to_etcd_error
+from app.errors import UNKNOWN, EtcdError, to_etcd_error
 from app.json_body import JsonSyntaxError
+from app.leader_forward import forward, leader_client_url
 from app.server import EtcdServer
 from app.stream_io import Disconnected, LineWriter, RequestReader
 from storage.errors import LeaseNotFoundError, StorageError
 from storage.lessor import Lease, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest
 
 _ID_MASK = (1 << 63) - 1
-FORWARD_TIMEOUT_S = 5.0
-
-
-def _leader_url(server: EtcdServer) -> str | None:
-    """The leader's client URL when another member leads (keepalive and timetolive go to the leader,
-    as in etcd); None when this member leads. Raises etcd's no-leader error when there is none."""
-    leader = server.node.leader
-    if leader == server.member_id or server.watch_service.lessor.primary:
-        return None
-    member = server.membership.members.get(leader) if leader else None
-    if member is None or not member.client_urls:
-        raise server_error(NO_LEADER)
-    return member.client_urls[0]
-
-
-async def _forward(server: EtcdServer, url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    try:
-        async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S) as client:
-            resp = await client.post(url + path, content=codec.dumps(body))
-    except httpx.HTTPError:
-        raise server_error(NO_LEADER) from None
-    text = resp.content.split(b"\n", 1)[0]
-    answer: dict[str, Any] = orjson.loads(text) if text else {}
-    if resp.status_code != 200:
-        raise EtcdError(answer.get("message", "etcdserver: leader changed"), answer.get("code", UNKNOWN))
-    return answer
 
 
 def _new_lease_id(server: EtcdServer) -> int:
@@ -85,10 +58,10 @@ async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "LeaseTimeToLiveRequest")
     lease_id = d.get("ID", 0)
     lessor = server.watch_service.lessor
-    leader = _leader_url(server)
+    leader = leader_client_url(server)
     if leader is not None:
-        forwarded = await _forward(server, leader, "/v3/lease/timetolive", {"ID": lease_id,
-                                                                          "keys": d.get("keys", False)})
+        body = codec.dumps({"ID": lease_id, "keys": d.get("keys", False)})
+        forwarded = await forward(leader, "/v3/lease/timetolive", body)
         return {**forwarded, "header": server.header()}
     out: dict[str, Any] = {"header": server.header()}
     if lease_id:
@@ -123,9 +96,9 @@ async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
     follower has the leader renew it (the leader's clock decides expiry)."""
     ttl = 0
     clear_checkpoint = False
-    leader = _leader_url(server)
+    leader = leader_client_url(server)
     if leader is not None:
-        forwarded = await _forward(server, leader, "/v3/lease/keepalive", {"ID": lease_id})
+        forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}))
         ttl = int(forwarded.get("result", {}).get("TTL", 0))
     else:
         try:

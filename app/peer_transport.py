@@ -20,7 +20,6 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import msgpack
 from starlette.types import Receive, Scope, Send
 
@@ -90,8 +89,6 @@ class PeerTransport:
         self.unreachable = unreachable
         self.snapshot_done = snapshot_done
         self.dump_snapshot = dump_snapshot
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=1.0),
-                                        limits=httpx.Limits(max_connections=64))
         self.senders: dict[int, PeerSender] = {}
         self.urls: dict[int, str] = {}
 
@@ -115,6 +112,8 @@ class PeerTransport:
                 sender.send(msg)
 
     async def _send_snapshot(self, msg: Message) -> None:
+        import httpx  # streams an upload; imported here because it costs start-up time and is rare
+
         url = self.urls.get(msg.to)
         ok = False
         fd, path = tempfile.mkstemp(prefix="etcdpy-snap-")
@@ -131,8 +130,8 @@ class PeerTransport:
                     while chunk := f.read(256 * 1024):
                         yield chunk
 
-            resp = await self.client.post(f"{url.rstrip('/')}/raft/snapshot", content=body(),
-                                          timeout=httpx.Timeout(60.0, connect=2.0))
+            async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=2.0)) as client:
+                resp = await client.post(f"{url.rstrip('/')}/raft/snapshot", content=body())
             ok = resp.status_code == 204
         except (httpx.HTTPError, OSError) as exc:
             log.warning("sending snapshot to %x failed: %s", msg.to, exc)
@@ -143,7 +142,6 @@ class PeerTransport:
     async def close(self) -> None:
         for sender in self.senders.values():
             sender.stop()
-        await self.client.aclose()
 
 
 class PeerApp:
@@ -225,6 +223,8 @@ async def _reply(send: Send, status: int, body: bytes) -> None:
 
 async def fetch_members(peer_urls: list[str]) -> dict[str, Any] | None:
     """Ask existing members who is in the cluster (a member joining with --initial-cluster-state existing)."""
+    import httpx  # only a joining member needs it, once
+
     async with httpx.AsyncClient(timeout=2.0) as client:
         for url in peer_urls:
             try:
