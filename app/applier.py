@@ -39,9 +39,10 @@ class Applier:
 
     def apply(self, index: int, data: bytes) -> tuple[int, Any]:
         """Apply one entry; returns (request id, result or the exception the request failed with)."""
-        request_id, cmd = commands.decode(data)
         if index <= self.store.applied_index:
-            return request_id, None
+            # Re-delivered after a restart: MVCC has it already (and decoding it would cost start-up).
+            return commands.request_id(data), None
+        request_id, cmd = commands.decode(data)
         try:
             return request_id, self._execute(index, cmd)
         except Exception as exc:  # noqa: BLE001 - the waiting request reports it; the entry is consumed
