@@ -123,5 +123,9 @@ class Membership:
         if index <= self.store.applied_index:
             return
         if member.id in self.members:
-            self.members[member.id] = member
+            # Learner or voter is Raft's to say (conf changes only): an update proposed before a promotion
+            # was applied must not turn the member back into a learner.
+            current = self.members[member.id]
+            self.members[member.id] = Member(member.id, member.name, member.peer_urls, member.client_urls,
+                                             current.is_learner)
         self._persist(index)

@@ -224,8 +224,14 @@ def test_membership_add_promote_remove_transfer(cluster_factory: ClusterFactory,
 
         cluster.promote_when_in_sync(new.id, timeout=30)
         voters.add("n4")
-        members = cluster.member_call("n4", "list", {})["members"]
-        assert len(members) == 4 and not any(m.get("isLearner") for m in members)
+        # The leader answered the promotion once it applied it; every member applies it soon after.
+        for name in cluster.members:
+
+            def voters_only(n: str = name) -> bool:
+                members = cluster.member_call(n, "list", {})["members"]
+                return len(members) == 4 and not any(m.get("isLearner") for m in members)
+
+            wait_for(f"{name} to list 4 voters", voters_only, timeout=10)
         cluster.wait_healthy("n4")
         writer.wait_acks(30)
 

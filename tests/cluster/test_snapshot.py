@@ -81,10 +81,6 @@ def test_follower_catches_up_by_snapshot(compacted: Compacted) -> None:
     assert get(cluster.http, cluster.url(follower), "snap/after") == "x"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: the leader sends the MsgSnap of its last log compaction, whose ConfState predates the "
-    "learner, so the learner's Raft refuses it (not in the snapshot's configuration) until the next "
-    "compaction; etcd sends the current applied index and ConfState with the database (see the report)"))
 def test_learner_added_after_log_compaction_catches_up_by_snapshot(compacted: Compacted) -> None:
     """The leader's log no longer starts at 1 and (fewer than --snapshot-count entries are written from
     now on): a learner with no log at all can only join by the snapshot the leader sends."""
