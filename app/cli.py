@@ -80,6 +80,7 @@ async def serve(config: Config) -> None:
                         for m in server.membership.sorted_members()],
         },
         snapshot_dir=os.path.join(server.member_dir, "snap"),
+        is_removed=lambda member: member in server.membership.removed,
     )
     peer_server = _uvicorn(peer_app, config)
     client_sockets = [_bind(url) for url in config.listen_client_urls]

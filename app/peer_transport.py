@@ -60,6 +60,10 @@ class PeerSender:
                 body = encode_messages(batch)
                 status, _ = await asyncio.wait_for(
                     conn.post("/raft/messages", body, "application/x-msgpack"), SEND_TIMEOUT)
+                if status == 410:
+                    # The cluster removed this member: etcd's peers say so with 410 Gone.
+                    self.transport.removed()
+                    return
                 if status != 204:
                     raise HttpError(f"peer answered {status}")
                 self.healthy = True
@@ -84,8 +88,10 @@ class PeerTransport:
         unreachable: Callable[[int], None],
         snapshot_done: Callable[[int, bool], None],
         dump_snapshot: Callable[[str], int],
+        removed: Callable[[], None],
     ) -> None:
         self.local_id = local_id
+        self.removed = removed
         self.unreachable = unreachable
         self.snapshot_done = snapshot_done
         self.dump_snapshot = dump_snapshot
@@ -153,8 +159,10 @@ class PeerApp:
         receive_snapshot: Callable[[Message, str], None],
         members: Callable[[], dict[str, Any]],
         snapshot_dir: str,
+        is_removed: Callable[[int], bool],
     ) -> None:
         self.step = step
+        self.is_removed = is_removed
         self.receive_snapshot = receive_snapshot
         self.members = members
         self.snapshot_dir = snapshot_dir
@@ -165,7 +173,11 @@ class PeerApp:
         path, method = scope["path"], scope["method"]
         if path == "/raft/messages" and method == "POST":
             body = await _read_all(receive)
-            for msg in decode_messages(body):
+            messages = decode_messages(body)
+            if any(self.is_removed(msg.frm) for msg in messages):
+                await _reply(send, 410, b"the member has been permanently removed from the cluster\n")
+                return
+            for msg in messages:
                 self.step(msg)
             await _reply(send, 204, b"")
         elif path == "/raft/snapshot" and method == "POST":

@@ -99,6 +99,7 @@ class EtcdServer:
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._compactor: asyncio.Task[None] | None = None
         self._incoming_snapshots: dict[int, str] = {}
+        self._exiting = False
 
         heartbeat = max(1, config.heartbeat_interval)
         self.node = RaftNode(
@@ -138,6 +139,7 @@ class EtcdServer:
             unreachable=self.node.report_unreachable,
             snapshot_done=self.node.report_snapshot,
             dump_snapshot=lambda path: db_snapshot.dump_to_file(self.store.db, path),
+            removed=self._removed,
         )
         self._refresh_peers()
         self.node.start()
@@ -253,13 +255,20 @@ class EtcdServer:
             elif change.type == ConfChangeType.REMOVE_NODE:
                 self.membership.remove(change.node_id, entry.index)
                 if change.node_id == self.member_id:
-                    # etcd exits once it learns it was removed: it can never rejoin under this id.
-                    log.warning("this member has been permanently removed from the cluster; exiting")
-                    asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+                    self._removed()
         if entry.index > self.store.applied_index:
             self.store.record_applied(entry.index)
         self._refresh_peers()
         return request_id, self.membership.sorted_members()
+
+    def _removed(self) -> None:
+        """etcd exits once it learns it was removed (from its own log, or a peer's 410): it can never
+        rejoin under this id."""
+        if self._exiting:
+            return
+        self._exiting = True
+        log.warning("this member has been permanently removed from the cluster; exiting")
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
 
     def _apply_member_update(self, index: int, cmd: Any) -> Any:
         self.membership.update(cmd.member, index)

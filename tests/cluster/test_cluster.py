@@ -269,11 +269,6 @@ def test_membership_add_promote_remove_transfer(cluster_factory: ClusterFactory,
     writer.verify(sorted(cluster.members))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: the leader stops the removed member's peer sender when it applies the removal, which "
-    "drops the queued MsgApp that carried the new commit index if the sender was busy; the removed "
-    "member never applies its own removal, so it never exits (etcd also answers a removed member's "
-    "messages with 410 Gone, which stops it)"))
 def test_removed_member_shuts_down(cluster_factory: ClusterFactory, seed: int) -> None:
     """A removed member exits, also when the leader's link to it is slow (its sender is busy with a
     previous request when the removal commits and is applied)."""
