@@ -4,10 +4,11 @@ Clients put unique values, read, and compare-and-set (a txn comparing the value,
 failure branch) on three keys, each operation to a random member, with short deadlines. Every invocation
 and completion is recorded (ok, certainly failed, or unknown: timeouts, lost connections) and the history
 is checked per key for linearizability (tests/cluster/linearizability.py). Meanwhile a seeded nemesis
-applies one fault at a time, holds it, and repairs it: SIGKILL and restart, SIGSTOP and SIGCONT (of the
-leader or any member), partitions (isolating the leader or a random member, with resets or a blackhole;
-a one-way cut; a "bridge" where two members cannot see each other but both see the third), slow links
-and lossy links. At the end every fault is repaired, the cluster must elect a leader and converge, and
+applies a fault (now and then with a second one on another member's process, which may cost the
+quorum), holds it, and repairs it: SIGKILL and restart, SIGSTOP and SIGCONT (of the leader or any
+member), partitions (isolating the leader or a random member, with resets or a blackhole; a one-way cut;
+a "bridge" where two members cannot see each other but the others see both), slow links and lossy
+links. At the end every fault is repaired, the cluster must elect a leader and converge, and
 a final linearizable read of every key on every member joins the history.
 
 Meanwhile one watcher per member watches the keys' prefix from revision 1 and, whenever its stream
@@ -165,14 +166,30 @@ class Nemesis:
         leaders = [n for n in view.values() if n is not None and n in self.cluster.live()]
         return leaders[0] if leaders else self.rng.choice(list(self.cluster.members))
 
-    def one_fault(self, hold: float) -> None:
-        """Apply one fault, hold it for ``hold`` seconds (a timed wait: the fault's duration), repair it."""
+    KINDS = ["kill", "kill-leader", "pause", "pause-leader", "isolate", "isolate-leader", "one-way", "bridge",
+             "slow", "lossy"]
+
+    def one_round(self, hold: float) -> None:
+        """Apply a fault (sometimes a second one, on a process: quorum may be lost), hold them for ``hold``
+        seconds (a timed wait: the faults' duration), then repair them."""
+        kind = self.rng.choice(self.KINDS)
+        names = list(self.cluster.members)
+        target = self._leader_or_any() if kind.endswith("leader") else self.rng.choice(names)
+        faults = [(kind, self._start(kind, target))]
+        if self.rng.random() < 0.25:
+            others = [n for n in self.cluster.members if n != target]
+            second = self.rng.choice(["kill", "pause"])
+            faults.append((second, self._start(second, self.rng.choice(others))))
+        time.sleep(hold)
+        for kind, repair in reversed(faults):
+            repair()
+            self.note(f"repaired {kind}")
+
+    def _start(self, kind: str, target: str) -> Callable[[], None]:
+        """Apply one fault; returns how to repair it."""
         c = self.cluster
         names = list(c.members)
-        kind = self.rng.choice(["kill", "kill-leader", "pause", "pause-leader", "isolate", "isolate-leader",
-                                "one-way", "bridge", "slow", "lossy"])
-        target = self._leader_or_any() if kind.endswith("leader") else self.rng.choice(names)
-        repair: Callable[[], None]
+        repair: Callable[[], None] = c.heal
         if kind.startswith("kill"):
             self.note(f"kill -9 {target}")
             c.kill(target)
@@ -189,30 +206,23 @@ class Nemesis:
             mode = self.rng.choice(["drop", "blackhole"])
             self.note(f"isolate {target} ({mode})")
             c.isolate(target, mode=mode)
-            repair = c.heal
         elif kind == "one-way":
             others = [n for n in names if n != target]
             self.note(f"cut {target} -> {others} (one way)")
             c.net.set_links([(target, o) for o in others], mode="drop")
-            repair = c.heal
         elif kind == "bridge":
             a, b = self.rng.sample(names, 2)
-            self.note(f"cut {a} <-> {b} (bridge through the third)")
+            self.note(f"cut {a} <-> {b} (the others still see both)")
             c.net.set_links([(a, b), (b, a)], mode=self.rng.choice(["drop", "blackhole"]))
-            repair = c.heal
         elif kind == "slow":
             delay = self.rng.uniform(0.02, 0.25)
             self.note(f"delay every link by {delay * 1000:.0f} ms")
             c.net.set_links([(a, b) for a in names for b in names if a != b], delay=delay)
-            repair = c.heal
         else:
             loss = self.rng.uniform(0.05, 0.3)
             self.note(f"break {loss:.0%} of peer chunks")
             c.net.set_links([(a, b) for a in names for b in names if a != b], loss=loss)
-            repair = c.heal
-        time.sleep(hold)
-        repair()
-        self.note(f"repaired {kind}")
+        return repair
 
     def repair_all(self) -> None:
         c = self.cluster
@@ -245,7 +255,7 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
             t.start()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            nemesis.one_fault(hold=nemesis.rng.uniform(0.5, 3.0))
+            nemesis.one_round(hold=nemesis.rng.uniform(0.5, 3.0))
             time.sleep(nemesis.rng.uniform(0.3, 1.5))  # quiet time between faults
         nemesis.repair_all()
         cluster.wait_leader(timeout=30)
