@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.cluster.netproxy import FaultNet
+from tests.cluster.netproxy import FaultNet, Mode
 from tests.servers import REPO_ROOT, free_port, log_tail
 
 HEARTBEAT_MS = 50
@@ -198,6 +198,7 @@ class Cluster:
                  election_ms: int = ELECTION_MS, snapshot_count: int | None = None,
                  extra: Iterable[str] = (), token: str = "etcdpy-cluster-test") -> None:
         self.root = root
+        self.size = size
         self.seed = seed
         self.token = token
         self.election_s = election_ms / 1000
@@ -233,9 +234,9 @@ class Cluster:
         self.members[name] = member
         return member
 
-    def start(self, size: int) -> Cluster:
-        """Create and start ``size`` members as a new cluster; wait until they all agree on a leader."""
-        names = [f"n{i + 1}" for i in range(size)]
+    def start(self, size: int | None = None) -> Cluster:
+        """Create and start the members (n1..nN) as a new cluster; wait until they all agree on a leader."""
+        names = [f"n{i + 1}" for i in range(size if size is not None else self.size)]
         for name in names:
             self._new_member(name)
         initial = ",".join(f"{n}={self.members[n].peer_url}" for n in names)
@@ -464,12 +465,13 @@ class Cluster:
 
     # ------------------------------------------------------------------ faults on the network
 
-    def isolate(self, name: str, mode: str = "drop") -> None:
+    def isolate(self, name: str, mode: Mode = "drop") -> None:
         """Cut ``name`` off from every other member (both directions)."""
-        self.net.partition([name], [n for n in self.members if n != name], mode=mode)  # type: ignore[arg-type]
+        self.net.partition([name], [n for n in self.members if n != name], mode=mode)
 
-    def partition(self, *groups: Iterable[str], mode: str = "drop") -> None:
-        self.net.partition(*groups, mode=mode)  # type: ignore[arg-type]
+    def partition(self, *groups: Iterable[str], mode: Mode = "drop") -> None:
+        """Cut every link between members of different groups; heal the links within groups."""
+        self.net.partition(*groups, mode=mode)
 
     def heal(self) -> None:
         self.net.heal()

@@ -37,6 +37,7 @@ import pytest
 from tests.cluster.conftest import ClusterFactory
 from tests.cluster.harness import Cluster, Failed, RpcError, b64, cas, get, put, unb64, wait_for
 from tests.cluster.linearizability import History, check
+from tests.cluster.netproxy import Mode
 from tests.stream_client import StreamClosed, StreamConn
 
 KEYS = ["nem/a", "nem/b", "nem/c"]
@@ -203,7 +204,7 @@ class Nemesis:
             def repair() -> None:
                 c.resume(target)
         elif kind.startswith("isolate"):
-            mode = self.rng.choice(["drop", "blackhole"])
+            mode: Mode = self.rng.choice(["drop", "blackhole"])
             self.note(f"isolate {target} ({mode})")
             c.isolate(target, mode=mode)
         elif kind == "one-way":
