@@ -70,7 +70,8 @@ async def _join_info(config: Config) -> dict[str, Any] | None:
 
 async def serve(config: Config) -> None:
     server = EtcdServer(config, joined=await _join_info(config))
-    client_server = _uvicorn(create_app(server), config)
+    client_app = create_app(server)
+    client_server = _uvicorn(client_app, config)
     peer_app = PeerApp(
         step=server.node.step,
         receive_snapshot=server.receive_snapshot,
@@ -81,6 +82,7 @@ async def serve(config: Config) -> None:
         },
         snapshot_dir=os.path.join(server.member_dir, "snap"),
         is_removed=lambda member: member in server.membership.removed,
+        client_app=client_app,
     )
     peer_server = _uvicorn(peer_app, config)
     client_sockets = [_bind(url) for url in config.listen_client_urls]

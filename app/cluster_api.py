@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from app import codec, errors
 from app.errors import EtcdError
 from app.identity import member_id
-from app.leader_forward import forward, leader_client_url
+from app.leader_forward import forward, leader_url
 from app.membership import Member, MemberUpdateRequest
 from app.server import VERSION, EtcdServer
 from raft import ConfChange, ConfChangeType, StateType
@@ -165,7 +165,7 @@ async def member_promote(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 
 async def _forward_to_leader(server: EtcdServer, path: str, body: bytes) -> dict[str, Any]:
-    url = leader_client_url(server)
+    url = leader_url(server)
     if url is None:
         # Not the leader a moment ago but the leader now: let the client retry.
         raise EtcdError(*errors.NO_LEADER)

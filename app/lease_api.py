@@ -15,7 +15,7 @@ from app import codec
 from app.codec import DecodeError
 from app.errors import UNKNOWN, EtcdError, to_etcd_error
 from app.json_body import JsonSyntaxError
-from app.leader_forward import forward, leader_client_url
+from app.leader_forward import forward, leader_url
 from app.server import EtcdServer
 from app.stream_io import Disconnected, LineWriter, RequestReader
 from storage.errors import LeaseNotFoundError, StorageError
@@ -58,7 +58,7 @@ async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "LeaseTimeToLiveRequest")
     lease_id = d.get("ID", 0)
     lessor = server.watch_service.lessor
-    leader = leader_client_url(server)
+    leader = leader_url(server)
     if leader is not None:
         body = codec.dumps({"ID": lease_id, "keys": d.get("keys", False)})
         forwarded = await forward(leader, "/v3/lease/timetolive", body)
@@ -96,7 +96,7 @@ async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
     follower has the leader renew it (the leader's clock decides expiry)."""
     ttl = 0
     clear_checkpoint = False
-    leader = leader_client_url(server)
+    leader = leader_url(server)
     if leader is not None:
         forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}))
         ttl = int(forwarded.get("result", {}).get("TTL", 0))

@@ -7,7 +7,8 @@ streamed request: the message, then the database dump.
 
 Receiving (the peer ASGI app): `POST /raft/messages` steps each message into the node;
 `POST /raft/snapshot` loads the streamed database aside and then steps the snapshot message, so Raft
-decides whether to install it; `GET /raft/members` lets a joining member learn its id and the cluster's.
+decides whether to install it; `GET /raft/members` lets a joining member learn its id and the cluster's;
+the gateway paths only a leader answers (app/leader_forward.py) are served to other members.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgpack
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.http_conn import HttpConn, HttpError
+from app.leader_forward import FORWARDED
 from app.raft_wire import decode_messages, encode_messages
 from raft import Message, MessageType
 
@@ -160,9 +162,11 @@ class PeerApp:
         members: Callable[[], dict[str, Any]],
         snapshot_dir: str,
         is_removed: Callable[[int], bool],
+        client_app: ASGIApp,
     ) -> None:
         self.step = step
         self.is_removed = is_removed
+        self.client_app = client_app
         self.receive_snapshot = receive_snapshot
         self.members = members
         self.snapshot_dir = snapshot_dir
@@ -184,6 +188,8 @@ class PeerApp:
             await self._snapshot(receive, send)
         elif path == "/raft/members" and method == "GET":
             await _reply(send, 200, msgpack.packb(self.members()))
+        elif path in FORWARDED:
+            await self.client_app(scope, receive, send)  # another member asks the leader (leader_forward)
         else:
             await _reply(send, 404, b"404 page not found\n")
 
