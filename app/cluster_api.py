@@ -45,6 +45,13 @@ def _members_json(members: list[Member]) -> list[dict[str, Any]]:
     return [m.to_json() for m in members]
 
 
+def _existing_member(server: EtcdServer, d: dict[str, Any]) -> Member:
+    member = server.membership.members.get(d.get("ID", 0))
+    if member is None:
+        raise EtcdError(*MEMBER_NOT_FOUND)
+    return member
+
+
 def _valid_urls(urls: list[str]) -> bool:
     if not urls:
         return False
@@ -111,11 +118,8 @@ async def member_add(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 
 async def member_remove(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    d = codec.decode_request(body, "MemberRemoveRequest")
-    target = d.get("ID", 0)
-    member = server.membership.members.get(target)
-    if member is None:
-        raise EtcdError(*MEMBER_NOT_FOUND)
+    member = _existing_member(server, codec.decode_request(body, "MemberRemoveRequest"))
+    target = member.id
     if not member.is_learner:
         voters, started = _started_voters(server, exclude=target)
         if started < voters // 2 + 1:
@@ -129,11 +133,9 @@ async def member_remove(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 async def member_update(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "MemberUpdateRequest")
-    target = d.get("ID", 0)
+    member = _existing_member(server, d)
+    target = member.id
     urls: list[str] = d.get("peerURLs", [])
-    member = server.membership.members.get(target)
-    if member is None:
-        raise EtcdError(*MEMBER_NOT_FOUND)
     if not _valid_urls(urls):
         raise EtcdError(*BAD_URLS)
     taken = {u for m in server.membership.members.values() if m.id != target for u in m.peer_urls}
@@ -145,11 +147,8 @@ async def member_update(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 
 async def member_promote(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    d = codec.decode_request(body, "MemberPromoteRequest")
-    target = d.get("ID", 0)
-    member = server.membership.members.get(target)
-    if member is None:
-        raise EtcdError(*MEMBER_NOT_FOUND)
+    member = _existing_member(server, codec.decode_request(body, "MemberPromoteRequest"))
+    target = member.id
     if not member.is_learner:
         raise EtcdError(*NOT_A_LEARNER)
     if not server.node.is_leader:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from etcd3gw import exceptions
 from etcd3gw.client import Etcd3Client
 
-from tests.servers import Server, start_etcd, start_etcdpy
+from tests.etcd3gw_support import clean_client, running
+from tests.servers import Server
 
 CLIENT_TIMEOUT_S = 10.0
 
@@ -30,25 +30,14 @@ def b64(data: bytes | str) -> str:
 
 @pytest.fixture(scope="module", params=["etcdpy", "etcd"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp: Path = tmp_path_factory.mktemp(request.param)
-    srv = start_etcdpy(tmp) if request.param == "etcdpy" else start_etcd(tmp)
-    try:
+    with running(request.param, tmp_path_factory.mktemp(request.param)) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
 def client(server: Server) -> Iterator[Etcd3Client]:
-    parts = urlsplit(server.url)
-    c = Etcd3Client(host=parts.hostname or "127.0.0.1", port=parts.port or 2379, protocol="http",
-                    timeout=CLIENT_TIMEOUT_S)
-    # Every test starts from an empty keyspace.
-    c.delete("\0", range_end="\0")
-    try:
+    with clean_client(server, CLIENT_TIMEOUT_S) as c:
         yield c
-    finally:
-        c.session.close()
 
 
 def current_revision(c: Etcd3Client) -> int:

@@ -10,36 +10,26 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 from etcd3gw.client import Etcd3Client
 
-from tests.servers import Server, start_etcd, start_etcdpy
+from tests.etcd3gw_support import clean_client, running
+from tests.servers import Server
 
 TIMEOUT_S = 10.0
 
 
 @pytest.fixture(scope="module", params=["etcdpy", "etcd"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp(f"gw-{request.param}")
-    srv = start_etcdpy(tmp) if request.param == "etcdpy" else start_etcd(tmp)
-    try:
+    with running(request.param, tmp_path_factory.mktemp(f"gw-{request.param}")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
 def client(server: Server) -> Iterator[Etcd3Client]:
-    parts = urlsplit(server.url)
-    c = Etcd3Client(host=parts.hostname or "127.0.0.1", port=parts.port or 2379, protocol="http",
-                    timeout=TIMEOUT_S)
-    c.delete("\0", range_end="\0")
-    try:
+    with clean_client(server, TIMEOUT_S) as c:
         yield c
-    finally:
-        c.session.close()
 
 
 def _collect(events: Iterator[dict], n: int) -> list[dict]:  # type: ignore[type-arg]
