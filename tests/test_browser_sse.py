@@ -171,14 +171,13 @@ def put(url: str, key: str, value: str) -> int:
     return int(resp.json()["header"]["revision"])
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_event_source_resumes_without_loss(etcdpy: Server, tmp_path: Path) -> None:
     port = int(etcdpy.url.rsplit(":", 1)[1])
     proxy = Proxy(port)
     reports = Reports()
     sse = f"http://127.0.0.1:{proxy.port}/watch/sse?key=page/&prefix=true&progress_interval=0"
     page = f"http://127.0.0.1:{reports.port}/?sse={quote(sse, safe='')}"
-    assert CHROMIUM is not None
+    assert CHROMIUM is not None, "chromium is not installed (.ci/run installs it with apt-get)"
     browser = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", page],
