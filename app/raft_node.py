@@ -47,6 +47,11 @@ log = logging.getLogger("etcdpy.raft")
 # Entries kept in the in-memory log after a snapshot, so a briefly lagging follower catches up from the
 # log rather than by a whole snapshot (etcd's snapshotCatchUpEntries).
 CATCH_UP_ENTRIES = 5000
+# Python holds the unsnapshotted log in memory (as etcd's MemoryStorage does). Large entries (txns of many
+# puts) would make --snapshot-count entries cost gigabytes, so log bytes bound it too, and the entries
+# kept for catching up are bounded by bytes as well as by count.
+SNAPSHOT_BYTES = 64 * 1024 * 1024
+CATCH_UP_BYTES = 16 * 1024 * 1024
 MAX_MSG_BYTES = 1024 * 1024
 
 
@@ -160,6 +165,7 @@ class RaftNode:
         self._read_ready: list[tuple[int, list[asyncio.Future[None]]]] = []  # (read index, waiters)
         self._ticks = 0
         self._campaign_alone = True
+        self._bytes_since_snapshot = sum(len(e.data) for e in wal_state.entries)
         # fdatasync releases the GIL; one dedicated thread keeps syncs ordered and cheap to hand off.
         self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="wal-sync")
 
@@ -248,7 +254,7 @@ class RaftNode:
                         # A one-member cluster need not wait out an election timeout before it leads;
                         # Raft refuses to campaign while committed conf changes are unapplied, so this
                         # waits until the log on disk has been applied (and the configuration known).
-                        self._campaign_alone = True
+                        self._campaign_alone = False
                         if self.raw.status().conf_state.voters == [self.id]:
                             self.raw.campaign()
             except asyncio.CancelledError:
@@ -319,6 +325,7 @@ class RaftNode:
         if rd.committed_entries:
             self.cb.apply(rd.committed_entries)
             self.applied = rd.committed_entries[-1].index
+            self._bytes_since_snapshot += sum(len(e.data) for e in rd.committed_entries)
         self._serve_reads(rd)
         self._maybe_compact_log()
 
@@ -340,8 +347,11 @@ class RaftNode:
             self._read_ready = still
 
     def _maybe_compact_log(self) -> None:
-        if self.applied - self.snapshot_index < self.snapshot_count:
+        entries = self.applied - self.snapshot_index
+        if entries < self.snapshot_count and self._bytes_since_snapshot < SNAPSHOT_BYTES:
             return
+        average = self._bytes_since_snapshot / max(1, entries)
+        keep = int(min(CATCH_UP_ENTRIES, max(100, CATCH_UP_BYTES // max(1.0, average))))
         index = self.applied
         self.cb.make_durable()
         conf_state = self.raw.status().conf_state
@@ -349,10 +359,11 @@ class RaftNode:
         self.wal.save_snapshot(index, snap.metadata.term, encode_snapshot_record(conf_state, index))
         self.wal.sync()
         self.wal.release_to(index)
-        compact_to = index - CATCH_UP_ENTRIES
+        compact_to = index - keep
         if compact_to > self.storage.first_index():
             self.storage.compact(compact_to)
         self.snapshot_index = index
+        self._bytes_since_snapshot = 0
         log.info("log compacted: snapshot at index %d", index)
 
     # ------------------------------------------------------------------ introspection
