@@ -79,6 +79,9 @@ class WAL:
         self._seq = 0
         self._size = 0
         self.last_index = 0
+        # Written again at the head of every new segment (as etcd does), so releasing old segments
+        # after a snapshot never loses who this member is, its last vote or where replay starts.
+        self._carry: dict[int, bytes] = {}
 
     # ------------------------------------------------------------------ open
 
@@ -97,6 +100,13 @@ class WAL:
         else:
             self._start_segment(1, 1)
         self.last_index = state.entries[-1].index if state.entries else state.snapshot_index
+        if state.metadata:
+            self._carry[REC_METADATA] = state.metadata
+        if state.snapshot_index:
+            marker = _SNAPSHOT.pack(state.snapshot_index, state.snapshot_term)
+            self._carry[REC_SNAPSHOT] = marker + state.snapshot_data
+        if state.hard_state != WalHardState(0, 0, 0):
+            self._carry[REC_HARD_STATE] = _HARD_STATE.pack(*state.hard_state)
         return state
 
     def _segments(self) -> list[str]:
@@ -137,16 +147,21 @@ class WAL:
         if entries:
             self.last_index = entries[-1].index
         if hard_state is not None:
-            parts.append(_record(REC_HARD_STATE, _HARD_STATE.pack(*hard_state)))
+            body = _HARD_STATE.pack(*hard_state)
+            self._carry[REC_HARD_STATE] = body
+            parts.append(_record(REC_HARD_STATE, body))
         self._write(b"".join(parts))
 
     def save_snapshot(self, index: int, term: int, data: bytes = b"") -> None:
         """Record that the state machine holds everything up to `index`: replay starts after it."""
-        self._write(_record(REC_SNAPSHOT, _SNAPSHOT.pack(index, term) + data))
+        body = _SNAPSHOT.pack(index, term) + data
+        self._carry[REC_SNAPSHOT] = body
+        self._write(_record(REC_SNAPSHOT, body))
         if index > self.last_index:
             self.last_index = index
 
     def save_metadata(self, data: bytes) -> None:
+        self._carry[REC_METADATA] = data
         self._write(_record(REC_METADATA, data))
 
     def _write(self, blob: bytes) -> None:
@@ -171,6 +186,10 @@ class WAL:
         os.fdatasync(self._fd)
         os.close(self._fd)
         self._start_segment(self._seq + 1, first_index)
+        # Metadata, then the snapshot marker, then the hard state: replay order restores each.
+        carried = [_record(t, self._carry[t]) for t in (REC_METADATA, REC_SNAPSHOT, REC_HARD_STATE)
+                   if t in self._carry]
+        self._write(b"".join(carried))
 
     def _sync_dir(self) -> None:
         fd = os.open(self.dir, os.O_RDONLY)

@@ -94,3 +94,20 @@ def test_snapshot_marker_and_segment_release(tmp_path) -> None:
     assert state.snapshot_index == 8
     assert [e.index for e in state.entries] == [9, 10]
     assert wal.last_index == 10
+
+
+def test_released_segments_do_not_take_metadata_snapshot_or_vote_with_them(tmp_path) -> None:
+    wal, _ = reopen(str(tmp_path), segment_bytes=64)
+    wal.save_metadata(b"member-7")
+    wal.append(entries(1, 1), WalHardState(3, 2, 1))
+    for i in range(2, 11):
+        wal.append(entries(i, i))
+    wal.save_snapshot(8, 3, b"conf")
+    wal.append(entries(11, 12))  # rolls: the new segment starts with what must survive
+    assert wal.release_to(8) > 0
+    wal.close()
+    _, state = reopen(str(tmp_path))
+    assert state.metadata == b"member-7"
+    assert (state.snapshot_index, state.snapshot_data) == (8, b"conf")
+    assert state.hard_state.vote == 2
+    assert [e.index for e in state.entries] == [9, 10, 11, 12]
