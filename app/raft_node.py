@@ -245,18 +245,13 @@ class RaftNode:
             self._wake.clear()
             try:
                 self._feed()
+                self._maybe_campaign_alone()
                 while self.raw.has_ready():
                     rd = self.raw.ready()
                     await self._handle(rd)
                     self.raw.advance(rd)
                     self._feed()
-                    if self._campaign_alone and self.applied >= self.commit_index:
-                        # A one-member cluster need not wait out an election timeout before it leads;
-                        # Raft refuses to campaign while committed conf changes are unapplied, so this
-                        # waits until the log on disk has been applied (and the configuration known).
-                        self._campaign_alone = False
-                        if self.raw.status().conf_state.voters == [self.id]:
-                            self.raw.campaign()
+                    self._maybe_campaign_alone()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -266,6 +261,15 @@ class RaftNode:
                 import os
 
                 os._exit(1)
+
+    def _maybe_campaign_alone(self) -> None:
+        """A one-member cluster need not wait out an election timeout before it leads. Raft refuses to
+        campaign while committed conf changes are unapplied, so this waits until the log on disk has
+        been applied (and the configuration is known); a restart with nothing to apply campaigns at once."""
+        if self._campaign_alone and self.applied >= self.commit_index:
+            self._campaign_alone = False
+            if self.raw.status().conf_state.voters == [self.id]:
+                self.raw.campaign()
 
     def _feed(self) -> None:
         if self._proposals:
