@@ -39,6 +39,7 @@ META_COMPACT_FINISHED = b"compact_finished"
 META_COMPACT_CURSOR = b"compact_cursor"
 
 FAMILIES = ("kv", "index", "latest", "meta", "lease", "auth")
+MAX_ROCKSDB_WAL_BYTES = 64 * 1024 * 1024
 
 
 
@@ -62,6 +63,9 @@ class MVCCStore:
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.create_missing_column_families(True)
+        # RocksDB replays its own log of unflushed writes on open; bounding it bounds restart time
+        # (a 1M-key load otherwise left ~400 MB to replay, ~2.5 s).
+        opts.set_max_total_wal_size(MAX_ROCKSDB_WAL_BYTES)
         families = {name: Options(raw_mode=True) for name in FAMILIES}
         self.db = Rdict(self.path, opts, column_families=families)
         self.kv = self.db.get_column_family("kv")
@@ -84,6 +88,9 @@ class MVCCStore:
         self._open()
 
     def close(self) -> None:
+        # Flush memtables so the next open has nothing to replay (a clean restart serves at once).
+        for name in FAMILIES:
+            self.db.get_column_family(name).flush()
         self.db.close()
         # RocksDB's lock is released only when the last Python reference to the database (column
         # families and handles included) is gone, so drop them all: the path can then be reopened.
