@@ -51,12 +51,6 @@ class Enum:
     go_name: str  # as Go's jsonpb names it in "unknown value" errors
     values: dict[str, int]
 
-    def name_of(self, number: int) -> str | None:
-        for name, value in self.values.items():
-            if value == number:
-                return name
-        return None
-
 
 ENUMS: dict[str, Enum] = {
     "SortOrder": Enum("etcdserverpb.RangeRequest_SortOrder", {"NONE": 0, "ASCEND": 1, "DESCEND": 2}),

@@ -187,10 +187,6 @@ class EtcdServer:
 
     # -------------------------------------------------------------- headers
 
-    @property
-    def raft_term(self) -> int:
-        return self.node.term
-
     def header(self, revision: int | None = None) -> dict[str, str]:
         rev = self.store.current_revision if revision is None else revision
         return {**self._header_prefix, "revision": str(rev), "raft_term": str(self.node.term)}
