@@ -219,6 +219,18 @@ class RaftNode:
         self.raw.report_snapshot(peer, SnapshotStatus.FINISH if ok else SnapshotStatus.FAILURE)
         self._wake.set()
 
+    def fail_reads(self, exc: Exception) -> None:
+        """Fail every read waiting for a read index (etcd answers them 'leader changed')."""
+        waiting = list(self._read_waiting)
+        if self._read_inflight is not None:
+            waiting += self._read_inflight[1]
+        for _, waiters in self._read_ready:
+            waiting += waiters
+        self._read_waiting, self._read_inflight, self._read_ready = [], None, []
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(exc)
+
     async def read_index(self) -> None:
         """Return once this member has applied everything committed before the call (ReadIndex).
 

@@ -49,6 +49,7 @@ log = logging.getLogger("etcdpy.server")
 VERSION = "3.4.23"  # the etcd API version this server speaks (etcd3gw picks its API prefix from it)
 CLUSTER_VERSION = "3.4.0"
 REQUEST_TIMEOUT = 7.0  # etcd: 5 s plus 2 × election timeout, at the defaults
+MAX_APPLY_GAP = 5000  # etcd's maxGapBetweenApplyAndCommitIndex
 PROPOSAL_DROPPED = ("raft proposal dropped", errors.UNKNOWN)
 
 
@@ -100,6 +101,7 @@ class EtcdServer:
         self._compactor: asyncio.Task[None] | None = None
         self._incoming_snapshots: dict[int, str] = {}
         self._exiting = False
+        self._leader_changes = 0
 
         heartbeat = max(1, config.heartbeat_interval)
         self.node = RaftNode(
@@ -203,6 +205,9 @@ class EtcdServer:
 
     def _on_leader_change(self, leader: int, term: int) -> None:
         log.info("leader is now %x at term %d", leader, term)
+        self._leader_changes += 1
+        # A read index from the old leader may never come: etcd fails waiting reads at once.
+        self.node.fail_reads(server_error(errors.LEADER_CHANGED))
         primary = self.watch_service.lessor
         if leader == self.member_id:
             primary.promote(time.monotonic())
@@ -298,9 +303,15 @@ class EtcdServer:
 
     # -------------------------------------------------------------- writes
 
-    async def propose(self, cmd: commands.Command) -> Any:
+    def _check_can_propose(self) -> None:
         if not self.node.leader:
             raise server_error(errors.NO_LEADER)
+        if self.node.commit_index - self.node.applied > MAX_APPLY_GAP:
+            # etcd sheds load when applying falls this far behind committing.
+            raise server_error(errors.TOO_MANY_REQUESTS)
+
+    async def propose(self, cmd: commands.Command) -> Any:
+        self._check_can_propose()
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
@@ -308,8 +319,7 @@ class EtcdServer:
         return await self._wait(request_id, future)
 
     async def propose_conf_change(self, cc: ConfChange) -> list[Member]:
-        if not self.node.leader:
-            raise server_error(errors.NO_LEADER)
+        self._check_can_propose()
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
@@ -319,10 +329,12 @@ class EtcdServer:
         return members
 
     async def _wait(self, request_id: int, future: asyncio.Future[Any]) -> Any:
+        changes = self._leader_changes
         try:
             result = await asyncio.wait_for(future, REQUEST_TIMEOUT)
         except TimeoutError:
-            raise server_error(errors.TIMEOUT) from None
+            lost_leader = self._leader_changes != changes
+            raise server_error(errors.TIMEOUT_LEADER_FAIL if lost_leader else errors.TIMEOUT) from None
         finally:
             self._waiters.pop(request_id, None)
         if isinstance(result, Exception):
