@@ -229,3 +229,16 @@ def diff_report(case: Case, ref: list[Answer], got: list[Answer], ref_name: str,
             if a.body != b.body:
                 lines.append(f"  {first_difference(a.body, b.body)}")
     return "\n".join(lines)
+
+
+def assert_matches(case: Case, reference: Target, candidate: Target) -> None:
+    """Run `case` on both servers; fail unless etcd answers as the case expects and etcdpy answers alike."""
+    import pytest
+
+    ref = reference.run(case)
+    wrong = check_reference(case, ref)
+    # A case whose reference answer is not what it was written for tests nothing; fail it loudly.
+    assert not wrong, f"case {case.id} is broken against real etcd:\n" + "\n".join(wrong)
+    got = candidate.run(case)
+    if ref != got:
+        pytest.fail(diff_report(case, ref, got, reference.name, candidate.name), pytrace=False)

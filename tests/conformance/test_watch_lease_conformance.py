@@ -28,9 +28,8 @@ from tests.conformance.harness import (
     Registry,
     Step,
     Target,
+    assert_matches,
     b64,
-    check_reference,
-    diff_report,
     normalise,
 )
 from tests.conformance.steps import grant, lease_id, post, put, rng
@@ -479,12 +478,7 @@ LEASE_CASES = _lease_cases()
 
 @pytest.mark.parametrize("case", LEASE_CASES, ids=[c.id for c in LEASE_CASES])
 def test_lease_api_matches_etcd(case: Case, reference: Target, candidate: Target) -> None:
-    ref = reference.run(case)
-    wrong = check_reference(case, ref)
-    assert not wrong, f"case {case.id} is broken against real etcd:\n" + "\n".join(wrong)
-    got = candidate.run(case)
-    if ref != got:
-        pytest.fail(diff_report(case, ref, got, reference.name, candidate.name), pytrace=False)
+    assert_matches(case, reference, candidate)
 
 
 def test_stream_cases_cover_the_issue() -> None:
