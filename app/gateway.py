@@ -59,32 +59,29 @@ def _limits(server: EtcdServer, d: dict[str, Any], message: str, proposed: bool)
         raise EtcdError(*REQUEST_TOO_LARGE)
 
 
-async def kv_range(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    d = codec.decode_request(body, "RangeRequest")
-    _limits(server, d, "RangeRequest", proposed=False)
-    res = await server.range(codec.range_request(d))
-    return codec.range_json(res, server.header(res.revision))
+def _kv_rpc(
+    message: str,
+    build: Callable[[dict[str, Any]], Any],
+    call: Callable[[EtcdServer, Any], Awaitable[Any]],
+    encode: Callable[[Any, dict[str, str]], dict[str, Any]],
+    proposed: bool,
+) -> Handler:
+    """A KV RPC: decode, check etcd's size limits, serve, answer with the header at the result's revision."""
+
+    async def handler(server: EtcdServer, body: bytes) -> dict[str, Any]:
+        d = codec.decode_request(body, message)
+        _limits(server, d, message, proposed)
+        res = await call(server, build(d))
+        return encode(res, server.header(res.revision))
+
+    return handler
 
 
-async def kv_put(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    d = codec.decode_request(body, "PutRequest")
-    _limits(server, d, "PutRequest", proposed=True)
-    res = await server.put(codec.put_request(d))
-    return codec.put_json(res, server.header(res.revision))
-
-
-async def kv_delete_range(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    d = codec.decode_request(body, "DeleteRangeRequest")
-    _limits(server, d, "DeleteRangeRequest", proposed=True)
-    res = await server.delete_range(codec.delete_request(d))
-    return codec.delete_json(res, server.header(res.revision))
-
-
-async def kv_txn(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    d = codec.decode_request(body, "TxnRequest")
-    _limits(server, d, "TxnRequest", proposed=True)
-    res = await server.txn(codec.txn_request(d))
-    return codec.txn_json(res, server.header(res.revision))
+kv_range = _kv_rpc("RangeRequest", codec.range_request, EtcdServer.range, codec.range_json, proposed=False)
+kv_put = _kv_rpc("PutRequest", codec.put_request, EtcdServer.put, codec.put_json, proposed=True)
+kv_delete_range = _kv_rpc("DeleteRangeRequest", codec.delete_request, EtcdServer.delete_range,
+                          codec.delete_json, proposed=True)
+kv_txn = _kv_rpc("TxnRequest", codec.txn_request, EtcdServer.txn, codec.txn_json, proposed=True)
 
 
 async def kv_compaction(server: EtcdServer, body: bytes) -> dict[str, Any]:
