@@ -2,9 +2,11 @@
 FROM python:3.11-slim
 WORKDIR /opt/etcdpy
 COPY pyproject.toml README.md ./
+COPY etcdpy ./etcdpy
 COPY app ./app
 COPY raft ./raft
 COPY storage ./storage
+COPY bench ./bench
 RUN pip install --no-cache-dir .
 WORKDIR /data
 EXPOSE 2379 2380

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from app.asgi import create_app
-from app.config import Config, ConfigError, parse_args
-from app.peer_transport import PeerApp, fetch_members
-from app.server import DataDirError, EtcdServer
+from etcdpy.app.config import Config, ConfigError, parse_args
+from etcdpy.app.gateway.asgi import create_app
+from etcdpy.app.peer.transport import PeerApp, fetch_members
+from etcdpy.app.server.etcd_server import DataDirError, EtcdServer
 
 log = logging.getLogger("etcdpy")
 

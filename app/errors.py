@@ -6,7 +6,7 @@ from the gRPC code by grpc-gateway v1's table.
 
 from __future__ import annotations
 
-from storage import errors as se
+from etcdpy.storage import errors as se
 
 # gRPC code -> HTTP status (grpc-gateway v1 runtime.HTTPStatusFromCode).
 HTTP_STATUS = {
@@ -58,6 +58,22 @@ NO_LEADER = ("etcdserver: no leader", UNAVAILABLE)
 LEADER_CHANGED = ("etcdserver: leader changed", UNAVAILABLE)
 TOO_MANY_REQUESTS = ("etcdserver: too many requests", RESOURCE_EXHAUSTED)
 
+# Membership and leadership (the cluster and maintenance services).
+MEMBER_NOT_FOUND = ("etcdserver: member not found", NOT_FOUND)
+PEER_URL_EXISTS = ("etcdserver: Peer URLs already exists", FAILED_PRECONDITION)
+MEMBER_ID_EXISTS = ("etcdserver: member ID already exist", FAILED_PRECONDITION)
+TOO_MANY_LEARNERS = ("etcdserver: too many learner members in cluster", FAILED_PRECONDITION)
+BAD_URLS = ("etcdserver: given member URLs are invalid", INVALID_ARGUMENT)
+NOT_A_LEARNER = ("etcdserver: can only promote a learner member", FAILED_PRECONDITION)
+LEARNER_NOT_READY = ("etcdserver: can only promote a learner member which is in sync with leader",
+                     FAILED_PRECONDITION)
+BAD_TRANSFEREE = ("etcdserver: bad leader transferee", FAILED_PRECONDITION)
+NOT_LEADER = ("etcdserver: not leader", FAILED_PRECONDITION)
+NOT_ENOUGH_STARTED = ("etcdserver: re-configuration failed due to not enough started members",
+                      FAILED_PRECONDITION)
+UNHEALTHY = ("etcdserver: unhealthy cluster", UNAVAILABLE)
+TRANSFER_TOO_LONG = ("etcdserver: request timed out, leader transfer took too long", UNAVAILABLE)
+
 
 def server_error(entry: tuple[str, int]) -> EtcdError:
     return EtcdError(*entry)
@@ -67,9 +83,10 @@ def to_etcd_error(exc: Exception) -> EtcdError:
     """Map any exception raised while serving a request to the error etcd would give."""
     if isinstance(exc, EtcdError):
         return exc
-    found = _DOMAIN.get(type(exc))
-    if found is not None:
-        return EtcdError(*found)
+    for cls in type(exc).__mro__:  # a subclass of a domain error is reported as that error
+        found = _DOMAIN.get(cls)
+        if found is not None:
+            return EtcdError(*found)
     return EtcdError(str(exc) or type(exc).__name__, UNKNOWN)
 
 

@@ -23,7 +23,7 @@ def member_argv(i: int, token: str, extra: list[str]) -> list[str]:
     peer = f"http://127.0.0.1:{PEER_PORTS[i]}"
     cluster = ",".join(f"n{j + 1}=http://127.0.0.1:{PEER_PORTS[j]}" for j in range(len(PEER_PORTS)))
     return [
-        sys.executable, "-m", "app", "--name", name, "--data-dir", f"{name}.etcdpy",
+        sys.executable, "-m", "etcdpy.app", "--name", name, "--data-dir", f"{name}.etcdpy",
         "--listen-client-urls", client, "--advertise-client-urls", client,
         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
         "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", token,

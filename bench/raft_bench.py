@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from raft import Config, MemoryStorage, Message, Peer, RawNode, StateType  # noqa: E402
+from etcdpy.raft import Config, MemoryStorage, Message, Peer, RawNode, StateType  # noqa: E402
 
 
 class Cluster:

@@ -17,14 +17,14 @@ A driver's loop, in outline::
         rn.advance(rd)
 """
 
-from raft.confcodec import (
+from etcdpy.raft.confcodec import (
     conf_change_from_entry,
     conf_change_to_entry,
     decode_conf_change,
     encode_conf_change,
 )
-from raft.config import NO_LIMIT, Config, ReadOnlyOption
-from raft.errors import (
+from etcdpy.raft.config import NO_LIMIT, Config, ReadOnlyOption
+from etcdpy.raft.errors import (
     ErrCompacted,
     ErrConfChangeInvalid,
     ErrConfigInvalid,
@@ -36,9 +36,9 @@ from raft.errors import (
     ErrUnavailable,
     RaftError,
 )
-from raft.rawnode import ProgressStatus, RawNode, Status
-from raft.storage import MemoryStorage, Storage
-from raft.types import (
+from etcdpy.raft.rawnode import ProgressStatus, RawNode, Status
+from etcdpy.raft.storage import MemoryStorage, Storage
+from etcdpy.raft.types import (
     ConfChange,
     ConfChangeSingle,
     ConfChangeTransition,

@@ -7,11 +7,11 @@ mutates the tracker it was given; the caller swaps in the result.
 
 from __future__ import annotations
 
-from raft.errors import ErrConfChangeInvalid
-from raft.progress import Progress
-from raft.quorum import JointConfig, MajorityConfig
-from raft.tracker import ProgressTracker, TrackerConfig
-from raft.types import ConfChangeSingle, ConfChangeType, ConfState
+from etcdpy.raft.errors import ErrConfChangeInvalid
+from etcdpy.raft.progress import Progress
+from etcdpy.raft.quorum import JointConfig, MajorityConfig
+from etcdpy.raft.tracker import ProgressTracker, TrackerConfig
+from etcdpy.raft.types import ConfChangeSingle, ConfChangeType, ConfState
 
 ProgressMap = dict[int, Progress]
 

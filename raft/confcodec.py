@@ -7,7 +7,7 @@ is a tiny varint format built only from int.to_bytes, keeping the package import
 
 from __future__ import annotations
 
-from raft.types import (
+from etcdpy.raft.types import (
     ConfChange,
     ConfChangeSingle,
     ConfChangeTransition,

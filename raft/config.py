@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from raft.errors import ErrConfigInvalid
-from raft.storage import Storage
+from etcdpy.raft.errors import ErrConfigInvalid
+from etcdpy.raft.storage import Storage
 
 NO_LIMIT = 1 << 62
 

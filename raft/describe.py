@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from raft.confcodec import conf_change_from_entry
-from raft.types import (
+from etcdpy.raft.confcodec import conf_change_from_entry
+from etcdpy.raft.types import (
     ConfChange,
     ConfChangeType,
     ConfChangeV2,

@@ -6,10 +6,10 @@ maybe_append) and the term lookups used by the leader's fast back-off.
 
 from __future__ import annotations
 
-from raft.errors import ErrCompacted, ErrUnavailable
-from raft.log_unstable import Unstable
-from raft.storage import Storage, limit_size
-from raft.types import Entry, Snapshot
+from etcdpy.raft.errors import ErrCompacted, ErrUnavailable
+from etcdpy.raft.log_unstable import Unstable
+from etcdpy.raft.storage import Storage, limit_size
+from etcdpy.raft.types import Entry, Snapshot
 
 NO_LIMIT = 1 << 62
 

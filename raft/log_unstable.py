@@ -6,7 +6,7 @@ advance(), that they are on stable storage; only then are they read from Storage
 
 from __future__ import annotations
 
-from raft.types import Entry, Snapshot
+from etcdpy.raft.types import Entry, Snapshot
 
 
 class Unstable:

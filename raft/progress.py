@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from raft.types import ProgressStateType
+from etcdpy.raft.types import ProgressStateType
 
 
 class Inflights:

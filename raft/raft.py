@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from raft import confchange
-from raft.confcodec import decode_conf_change
-from raft.config import NO_LIMIT, Config, ReadOnlyOption
-from raft.errors import ErrCompacted, ErrProposalDropped, ErrSnapshotTemporarilyUnavailable
-from raft.log import RaftLog
-from raft.progress import Progress
-from raft.quorum import VoteResult
-from raft.read_only import ReadOnly
-from raft.tracker import ProgressTracker, TrackerConfig
-from raft.types import (
+from etcdpy.raft import confchange
+from etcdpy.raft.confcodec import decode_conf_change
+from etcdpy.raft.config import NO_LIMIT, Config, ReadOnlyOption
+from etcdpy.raft.errors import ErrCompacted, ErrProposalDropped, ErrSnapshotTemporarilyUnavailable
+from etcdpy.raft.log import RaftLog
+from etcdpy.raft.progress import Progress
+from etcdpy.raft.quorum import VoteResult
+from etcdpy.raft.read_only import ReadOnly
+from etcdpy.raft.tracker import ProgressTracker, TrackerConfig
+from etcdpy.raft.types import (
     NONE,
     ConfChange,
     ConfChangeV2,

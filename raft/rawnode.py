@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from raft.confcodec import conf_change_to_entry
-from raft.config import Config
-from raft.errors import ErrProposalDropped, ErrStepLocalMsg, ErrStepPeerNotFound, RaftError
-from raft.raft import Raft
-from raft.types import (
+from etcdpy.raft.confcodec import conf_change_to_entry
+from etcdpy.raft.config import Config
+from etcdpy.raft.errors import ErrProposalDropped, ErrStepLocalMsg, ErrStepPeerNotFound, RaftError
+from etcdpy.raft.raft import Raft
+from etcdpy.raft.types import (
     LOCAL_MESSAGES,
     RESPONSE_MESSAGES,
     ConfChange,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from raft.config import ReadOnlyOption
-from raft.types import Message
+from etcdpy.raft.config import ReadOnlyOption
+from etcdpy.raft.types import Message
 
 
 @dataclass(slots=True)

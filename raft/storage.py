@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from raft.errors import ErrCompacted, ErrSnapOutOfDate, ErrUnavailable
-from raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata, entry_size
+from etcdpy.raft.errors import ErrCompacted, ErrSnapOutOfDate, ErrUnavailable
+from etcdpy.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata, entry_size
 
 
 class Storage(Protocol):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from raft.progress import Progress
-from raft.quorum import JointConfig, MajorityConfig, VoteResult
-from raft.types import ConfState
+from etcdpy.raft.progress import Progress
+from etcdpy.raft.quorum import JointConfig, MajorityConfig, VoteResult
+from etcdpy.raft.types import ConfState
 
 
 class TrackerConfig:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from rocksdict import Options, Rdict, WriteBatch
 
-from storage.mvcc import FAMILIES
+from etcdpy.storage.mvcc import FAMILIES
 
 _REC = struct.Struct(">BII")
 _TRAILER = 255

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from storage.kv_types import KeyValue
+from etcdpy.storage.kv_types import KeyValue
 
 _REV = struct.Struct(">QQ")
 _RECORD = struct.Struct(">qqqqI")  # create, mod, version, lease, key length

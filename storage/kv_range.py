@@ -5,12 +5,10 @@ Shared by plain reads and by reads inside a write transaction (which see its unc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import Protocol
 
-from storage.kv_types import KeyValue, RangeRequest, RangeResult, SortOrder, SortTarget
-
-if TYPE_CHECKING:
-    from storage.mvcc import MVCCStore
+from etcdpy.storage.kv_types import KeyValue, RangeRequest, RangeResult, SortOrder, SortTarget
 
 # b"\0" as range_end means "every key >= key" (etcd's mkGteRange).
 GTE_RANGE_END = b"\x00"
@@ -24,6 +22,16 @@ _SORT_KEYS = {
 }
 
 
+class KeySource(Protocol):
+    """What a range reads from (MVCCStore): the keyspace now, or as it was at a revision."""
+
+    def check_revision(self, rev: int, current: int) -> int: ...
+
+    def iter_latest(self, start: bytes, end: bytes) -> Iterator[KeyValue]: ...
+
+    def iter_at(self, start: bytes, end: bytes, rev: int) -> Iterator[KeyValue]: ...
+
+
 def in_range(key: bytes, start: bytes, end: bytes) -> bool:
     if not end:
         return key == start
@@ -33,7 +41,7 @@ def in_range(key: bytes, start: bytes, end: bytes) -> bool:
 
 
 def evaluate_range(
-    store: MVCCStore, req: RangeRequest, current: int, overlay: dict[bytes, KeyValue | None] | None
+    store: KeySource, req: RangeRequest, current: int, overlay: dict[bytes, KeyValue | None] | None
 ) -> RangeResult:
     """Evaluate a range as etcd's applier does: fetch, count, filter, sort, then limit.
 

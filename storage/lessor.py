@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 import msgpack
 from rocksdict import WriteBatch
 
-from storage.errors import LeaseExistsError, LeaseNotFoundError, LeaseTTLTooLargeError
-from storage.kv_types import Event
-from storage.write_txn import WriteTxn
+from etcdpy.storage.errors import LeaseExistsError, LeaseNotFoundError, LeaseTTLTooLargeError
+from etcdpy.storage.kv_types import Event
+from etcdpy.storage.write_txn import WriteTxn
 
 if TYPE_CHECKING:
-    from storage.mvcc import MVCCStore
+    from etcdpy.storage.mvcc import MVCCStore
 
 MAX_LEASE_TTL = 9_000_000_000
 FOREVER = math.inf
@@ -83,7 +83,16 @@ class Lessor:
         self.leases: dict[int, Lease] = {}
         self._heap: list[tuple[float, int]] = []
         self._fresh: list[int] = []
-        it = store.lease.iter()
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the leases from the store again (it was replaced by a snapshot). The lessor is no longer
+        primary afterwards: a primary must `promote` again to restart the clocks."""
+        self.primary = False
+        self.leases = {}
+        self._heap = []
+        self._fresh = []
+        it = self.store.lease.iter()
         it.seek(b"l")
         while it.valid():
             key = it.key()

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 
 from rocksdict import Options, Rdict, WriteBatch
 
-from storage import encoding
-from storage.errors import CompactedError, FutureRevisionError
-from storage.kv_range import GTE_RANGE_END, evaluate_range
-from storage.kv_types import KeyValue, RangeRequest, RangeResult
+from etcdpy.storage import encoding
+from etcdpy.storage.errors import CompactedError, FutureRevisionError
+from etcdpy.storage.kv_range import GTE_RANGE_END, evaluate_range
+from etcdpy.storage.kv_types import KeyValue, RangeRequest, RangeResult
 
 _U64 = struct.Struct(">Q")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from storage.errors import (
+from etcdpy.storage.errors import (
     CompactedError,
     DuplicateKeyError,
     FutureRevisionError,
@@ -21,7 +21,7 @@ from storage.errors import (
     TooManyOpsError,
     ValueProvidedError,
 )
-from storage.kv_types import (
+from etcdpy.storage.kv_types import (
     Compare,
     CompareResult,
     CompareTarget,
@@ -36,7 +36,7 @@ from storage.kv_types import (
     TxnRequest,
     TxnResult,
 )
-from storage.write_txn import WriteTxn
+from etcdpy.storage.write_txn import WriteTxn
 
 # ----------------------------------------------------------------------------- validation
 

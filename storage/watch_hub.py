@@ -22,11 +22,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from storage.kv_range import GTE_RANGE_END
-from storage.kv_types import Event, EventType, KeyValue
+from etcdpy.storage.kv_range import GTE_RANGE_END
+from etcdpy.storage.kv_types import Event, EventType, KeyValue
 
 if TYPE_CHECKING:
-    from storage.mvcc import MVCCStore
+    from etcdpy.storage.mvcc import MVCCStore
 
 SYNCED, UNSYNCED, DONE = 0, 1, 2
 
@@ -144,7 +144,7 @@ class WatchStream:
 
 
 class WatchHub:
-    def __init__(self, store: MVCCStore) -> None:
+    def __init__(self, store: MVCCStore, on_work: Callable[[], None] | None = None) -> None:
         self.store = store
         self.by_key: dict[bytes, set[Watcher]] = {}
         self.ranges: set[Watcher] = set()
@@ -152,7 +152,7 @@ class WatchHub:
         self.progress_watchers: set[Watcher] = set()
         self.victims_total = 0  # how many times a watcher became a victim (a metric)
         # Called when catch-up work appears (a new unsynced watcher, a victim, a drained stream).
-        self.on_work: Callable[[], None] | None = None
+        self.on_work = on_work  # called when catch-up work appears (the app schedules catch_up_step)
 
     # ------------------------------------------------------------------ registration
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from rocksdict import WriteBatch
 
-from storage import encoding
-from storage.kv_range import evaluate_range
-from storage.kv_types import Event, EventType, KeyValue, RangeRequest, RangeResult
+from etcdpy.storage import encoding
+from etcdpy.storage.kv_range import evaluate_range
+from etcdpy.storage.kv_types import Event, EventType, KeyValue, RangeRequest, RangeResult
 
 if TYPE_CHECKING:
-    from storage.mvcc import MVCCStore
+    from etcdpy.storage.mvcc import MVCCStore
 
 
 class WriteTxn:

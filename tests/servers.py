@@ -168,7 +168,7 @@ def start_etcdpy(tmp: Path, name: str = "default", extra: list[str] | None = Non
     tmp.mkdir(parents=True, exist_ok=True)
     data_dir = tmp / f"{name}.etcdpy"
     url, flags = _cluster_flags(name, data_dir)
-    argv = [sys.executable, "-m", "app", *flags, *(extra or [])]
+    argv = [sys.executable, "-m", "etcdpy.app", *flags, *(extra or [])]
     # cwd is tmp, so the repository must be importable via PYTHONPATH even when not pip-installed.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)

@@ -14,10 +14,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.benchmark import compare, loadmode, workloads
-from app.benchmark.servers import ETCD_BIN, REPO_ROOT, Cluster
-from app.benchmark.workloads import Spec
-from app.http_conn import HttpConn
+from etcdpy.app.peer.http_client import HttpConn
+from etcdpy.bench import compare, loadmode, workloads
+from etcdpy.bench.servers import ETCD_BIN, Cluster
+from etcdpy.bench.workloads import Spec
 
 KINDS = ["etcd", "etcdpy"]
 
@@ -116,11 +116,11 @@ def test_lease_keepalive_exact_count(server: Cluster) -> None:
     assert after == before  # the benchmark revoked the leases it granted
 
 
-def test_cli_json(server: Cluster) -> None:
+def test_cli_json(server: Cluster, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "app.benchmark", "put", "--endpoints", server.endpoints[0], "--total", "200",
+        [sys.executable, "-m", "etcdpy.bench", "put", "--endpoints", server.endpoints[0], "--total", "200",
          "--conns", "4", "--threads", "1", "--json"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=True)
+        cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True)
     data = json.loads(out.stdout)
     assert data["workload"] == "put"
     assert data["requests"] >= 200
@@ -151,7 +151,7 @@ def test_load_and_restart() -> None:
 
 
 def test_latency_from_wrk_grid_is_exact_at_grid_points() -> None:
-    from app.benchmark.stats import WRK_PERCENTILES, Latency
+    from etcdpy.bench.stats import WRK_PERCENTILES, Latency
 
     grid = [(p, 100.0 * p) for p in WRK_PERCENTILES]  # value = 100 µs x percentile
     lat = Latency.from_quantiles(grid, requests=10_000, mean_us=5000.0)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import yaml
 
-from app.config import parse_args
-from app.identity import member_id
-from app.local_cluster import member_argv
+from etcdpy.app.config import parse_args
+from etcdpy.app.local_cluster import member_argv
+from etcdpy.app.server.identity import member_id
 
 ROOT = Path(__file__).resolve().parent.parent
 

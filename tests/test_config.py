@@ -18,8 +18,8 @@ import httpx
 import pytest
 import yaml
 
-from app.config import Config, ConfigError, load_file, parse_args
-from app.identity import member_id
+from etcdpy.app.config import Config, ConfigError, load_file, parse_args
+from etcdpy.app.server.identity import member_id
 from tests.servers import REPO_ROOT, Server, _launch, etcdpy_ready, free_port
 
 CLI_TIMEOUT_S = 30.0
@@ -29,8 +29,8 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     """`python -m app ARGS` for argument errors, which must exit before serving anything."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    return subprocess.run([sys.executable, "-m", "etcdpy.app", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
 
 
 def b64(s: str) -> str:
@@ -262,8 +262,8 @@ def test_missing_config_file_is_a_cli_error(tmp_path: Path) -> None:
 def launch(argv: list[str], cwd: Path, url: str, data_dir: Path) -> Server:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    return _launch([sys.executable, "-m", "app", *argv], cwd, url, data_dir, "etcdpy", cwd / "etcdpy.log",
-                   etcdpy_ready, env)
+    return _launch([sys.executable, "-m", "etcdpy.app", *argv], cwd, url, data_dir, "etcdpy",
+                   cwd / "etcdpy.log", etcdpy_ready, env)
 
 
 def test_config_file_end_to_end(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from storage import txn as txn_eval
-from storage.errors import LeaseExistsError, LeaseNotFoundError, LeaseTTLTooLargeError
-from storage.kv_types import EventType, PutRequest
-from storage.lessor import MAX_LEASE_TTL, Lessor
-from storage.mvcc import MVCCStore
-from storage.write_txn import WriteTxn
+from etcdpy.storage import txn as txn_eval
+from etcdpy.storage.errors import LeaseExistsError, LeaseNotFoundError, LeaseTTLTooLargeError
+from etcdpy.storage.kv_types import EventType, PutRequest
+from etcdpy.storage.lessor import MAX_LEASE_TTL, Lessor
+from etcdpy.storage.mvcc import MVCCStore
+from etcdpy.storage.write_txn import WriteTxn
 
 
 class World:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from app import errors
-from app.config import parse_args
-from app.errors import EtcdError
-from app.server import MAX_APPLY_GAP, EtcdServer
-from storage.kv_types import PutRequest, RangeRequest
+from etcdpy.app import errors
+from etcdpy.app.config import parse_args
+from etcdpy.app.errors import EtcdError
+from etcdpy.app.server.etcd_server import MAX_APPLY_GAP, EtcdServer
+from etcdpy.storage.kv_types import PutRequest, RangeRequest
 
 
 def make_server(tmp_path: Path) -> EtcdServer:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from storage import txn as txn_eval
-from storage.kv_types import DeleteRangeRequest, EventType, PutRequest
-from storage.mvcc import MVCCStore
-from storage.watch_hub import CompactedMsg, EventsMsg, ProgressMsg, WatchHub, WatchStream
-from storage.write_txn import WriteTxn
+from etcdpy.storage import txn as txn_eval
+from etcdpy.storage.kv_types import DeleteRangeRequest, EventType, PutRequest
+from etcdpy.storage.mvcc import MVCCStore
+from etcdpy.storage.watch_hub import CompactedMsg, EventsMsg, ProgressMsg, WatchHub, WatchStream
+from etcdpy.storage.write_txn import WriteTxn
 
 
 class World:

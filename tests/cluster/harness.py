@@ -252,7 +252,7 @@ class Cluster:
 
     def _argv(self, m: Member) -> list[str]:
         return [
-            sys.executable, "-m", "app",
+            sys.executable, "-m", "etcdpy.app",
             "--name", m.name,
             "--data-dir", str(m.data_dir),
             "--listen-client-urls", m.url,

@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from raft import (
+from etcdpy.raft import (
     ConfChange,
     ConfChangeSingle,
     ConfChangeTransition,
@@ -34,8 +34,8 @@ from raft import (
     SnapshotStatus,
     conf_change_from_entry,
 )
-from raft.describe import describe_entry, describe_message, describe_ready, describe_soft_state
-from raft.errors import RaftError
+from etcdpy.raft.describe import describe_entry, describe_message, describe_ready, describe_soft_state
+from etcdpy.raft.errors import RaftError
 
 
 class AppStorage(MemoryStorage):

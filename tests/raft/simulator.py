@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from raft import (
+from etcdpy.raft import (
     ConfChange,
     ConfChangeSingle,
     ConfChangeTransition,
@@ -34,7 +34,7 @@ from raft import (
     StateType,
     conf_change_from_entry,
 )
-from raft.errors import ErrCompacted, ErrConfChangeInvalid, ErrProposalDropped, ErrSnapOutOfDate
+from etcdpy.raft.errors import ErrCompacted, ErrConfChangeInvalid, ErrProposalDropped, ErrSnapOutOfDate
 from tests.raft.interaction import AppStorage
 
 MT = MessageType

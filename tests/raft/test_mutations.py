@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from raft import Message, MessageType, StateType
-from raft.raft import Raft
+from etcdpy.raft import Message, MessageType, StateType
+from etcdpy.raft.raft import Raft
 from tests.raft.simulator import InvariantViolation, ManualCluster
 from tests.raft.test_paper import check_prevote_keeps_partitioned_node_from_disrupting
 from tests.raft.test_simulation import run_case
@@ -129,7 +129,7 @@ def test_mutation_read_index_without_heartbeat_round_is_caught(monkeypatch: pyte
 
 def test_mutation_no_check_quorum_step_down_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break check-quorum: the leader never notices it lost its majority."""
-    from raft.tracker import ProgressTracker
+    from etcdpy.raft.tracker import ProgressTracker
     from tests.raft.test_paper import check_isolated_leader_steps_down
 
     monkeypatch.setattr(ProgressTracker, "quorum_active", lambda self: True)

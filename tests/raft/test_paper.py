@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from raft import (
+from etcdpy.raft import (
     ConfChangeSingle,
     ConfChangeType,
     ConfChangeV2,
@@ -28,7 +28,7 @@ from raft import (
     RawNode,
     StateType,
 )
-from raft.raft import Raft
+from etcdpy.raft.raft import Raft
 from tests.raft.interaction import InteractionEnv
 
 MT = MessageType

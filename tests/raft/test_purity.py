@@ -32,7 +32,7 @@ def _violations(path: pathlib.Path) -> list[str]:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 name = alias.name
-                if name == "raft" or name.startswith("raft."):
+                if name == "etcdpy.raft" or name.startswith("etcdpy.raft."):
                     continue
                 if name == "random":
                     # `import random` is fine only to annotate/construct random.Random; forbid any
@@ -46,7 +46,7 @@ def _violations(path: pathlib.Path) -> list[str]:
                     bad.append(f"line {node.lineno}: import {name}")
         elif isinstance(node, ast.ImportFrom):
             mod = node.module or ""
-            if node.level > 0 or mod == "raft" or mod.startswith("raft."):
+            if node.level > 0 or mod == "etcdpy.raft" or mod.startswith("etcdpy.raft."):
                 continue
             if mod in ALLOWED_FROM:
                 extra = {a.name for a in node.names} - ALLOWED_FROM[mod]

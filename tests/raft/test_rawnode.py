@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-import raft
-from raft import (
+from etcdpy import raft
+from etcdpy.raft import (
     ConfChange,
     ConfChangeType,
     Config,
@@ -27,7 +27,7 @@ from raft import (
     StateType,
     conf_change_from_entry,
 )
-from raft.errors import ErrConfigInvalid
+from etcdpy.raft.errors import ErrConfigInvalid
 
 MT = MessageType
 

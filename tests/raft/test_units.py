@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from raft import (
+from etcdpy.raft import (
     ConfChange,
     ConfChangeSingle,
     ConfChangeTransition,
@@ -21,12 +21,12 @@ from raft import (
     decode_conf_change,
     encode_conf_change,
 )
-from raft.confchange import Changer, restore
-from raft.errors import ErrConfChangeInvalid
-from raft.log import RaftLog
-from raft.progress import Inflights
-from raft.quorum import JointConfig, MajorityConfig, VoteResult
-from raft.tracker import ProgressTracker
+from etcdpy.raft.confchange import Changer, restore
+from etcdpy.raft.errors import ErrConfChangeInvalid
+from etcdpy.raft.log import RaftLog
+from etcdpy.raft.progress import Inflights
+from etcdpy.raft.quorum import JointConfig, MajorityConfig, VoteResult
+from etcdpy.raft.tracker import ProgressTracker
 
 
 def mem(ents: list[tuple[int, int]]) -> MemoryStorage:

@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage import encoding
-from storage.kv_types import KeyValue
+from etcdpy.storage import encoding
+from etcdpy.storage.kv_types import KeyValue
 
 keys = st.binary(max_size=12)
 revs = st.integers(min_value=0, max_value=2**63 - 1)

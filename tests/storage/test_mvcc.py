@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from storage import txn as ops
-from storage.errors import CompactedError, FutureRevisionError
-from storage.kv_types import (
+from etcdpy.storage import txn as ops
+from etcdpy.storage.errors import CompactedError, FutureRevisionError
+from etcdpy.storage.kv_types import (
     DeleteRangeRequest,
     PutRequest,
     RangeRequest,
     SortOrder,
     SortTarget,
 )
-from storage.mvcc import MVCCStore
-from storage.write_txn import WriteTxn
+from etcdpy.storage.mvcc import MVCCStore
+from etcdpy.storage.write_txn import WriteTxn
 
 
 class Harness:

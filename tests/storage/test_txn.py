@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from storage import txn as ops
-from storage.errors import DuplicateKeyError, KeyNotFoundError, KeyNotProvidedError, TooManyOpsError
-from storage.kv_types import (
+from etcdpy.storage import txn as ops
+from etcdpy.storage.errors import DuplicateKeyError, KeyNotFoundError, KeyNotProvidedError, TooManyOpsError
+from etcdpy.storage.kv_types import (
     Compare,
     CompareResult,
     CompareTarget,
@@ -16,8 +16,8 @@ from storage.kv_types import (
     RangeResult,
     TxnRequest,
 )
-from storage.mvcc import MVCCStore
-from storage.write_txn import WriteTxn
+from etcdpy.storage.mvcc import MVCCStore
+from etcdpy.storage.write_txn import WriteTxn
 
 
 @pytest.fixture

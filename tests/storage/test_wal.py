@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from storage.wal import WAL, WalCorruptError, WalEntry, WalHardState
+from etcdpy.storage.wal import WAL, WalCorruptError, WalEntry, WalHardState
 
 
 def entries(first: int, last: int, term: int = 1) -> list[WalEntry]:

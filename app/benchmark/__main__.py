@@ -1,3 +1,0 @@
-from app.benchmark.cli import main
-
-main()

@@ -1,0 +1,195 @@
+"""etcd's v3 JSON gateway as a lean ASGI dispatcher.
+
+`/v3/...` requests (and the `/v3beta/` alias) are answered here without FastAPI's per-request
+machinery, which would cost more CPU than the whole request otherwise does (DESIGN §6); everything
+else falls through to the FastAPI app. Routing, method and CORS behaviour copy etcd's gateway: text/plain
+404 and 405 outside the RPC table, OPTIONS answered before routing, errors as `{"error","message","code"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from etcdpy.app.errors import (
+    DEADLINE_EXCEEDED,
+    INVALID_ARGUMENT,
+    EtcdError,
+    grpc_message_too_large,
+    to_etcd_error,
+)
+from etcdpy.app.gateway import codec
+from etcdpy.app.gateway.codec import DecodeError
+from etcdpy.app.server.etcd_server import EtcdServer
+from etcdpy.storage.errors import StorageError
+
+CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"POST, GET, OPTIONS, PUT, DELETE"),
+    (b"access-control-allow-headers", b"accept, content-type, authorization"),
+]
+_JSON_OK = [
+    (b"content-type", b"application/json"), (b"grpc-metadata-content-type", b"application/grpc"), *CORS,
+]
+_JSON_ERR = [(b"content-type", b"application/json"), *CORS]
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff"), *CORS]
+
+GRPC_OVERHEAD = 512 * 1024  # etcd's gRPC receive limit is max-request-bytes plus this
+
+Handler = Callable[[EtcdServer, bytes], Awaitable[dict[str, Any]]]
+StreamHandler = Callable[[EtcdServer, Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The gateway's one route table, built by `create_app` from each service module's table."""
+
+    rpcs: dict[str, Handler]  # unary RPCs: a JSON body in, one JSON object out
+    streams: dict[str, StreamHandler]  # streaming RPCs (watch, lease keepalive)
+    own_preflight: frozenset[str] = frozenset()  # paths whose handler answers its own CORS preflight
+
+
+async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*headers, (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+async def respond_error(send: Send, err: EtcdError) -> None:
+    await respond(send, err.http_status, codec.error_json(err.message, err.code), _JSON_ERR)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it grows past `limit` (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return None
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_TIMEOUT_RE = re.compile(r"([0-9]{1,8})([HMSmun])")
+
+
+def grpc_timeout(scope: Scope) -> float | None:
+    """The call deadline from a `Grpc-Timeout` header (gRPC syntax: `1S`, `500m`), None without one."""
+    for name, value in scope["headers"]:
+        if name == b"grpc-timeout":
+            text = value.decode("latin-1")
+            match = _TIMEOUT_RE.fullmatch(text)
+            if match is None:
+                raise EtcdError(f"invalid grpc-timeout: {text}", INVALID_ARGUMENT)
+            return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
+    return None
+
+
+def clean_path(path: str) -> str:
+    """Go's path.Clean, which net/http's ServeMux applies before routing (redirecting to the result)."""
+    cleaned = posixpath.normpath(path) if path else "/"
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+DEADLINE = EtcdError("context deadline exceeded", DEADLINE_EXCEEDED)
+
+
+class Gateway:
+    """ASGI app: the v3 gateway in front of `fallback` (the FastAPI app)."""
+
+    def __init__(self, server: EtcdServer, fallback: ASGIApp, routes: Routes) -> None:
+        self.server = server
+        self.fallback = fallback
+        self.routes = routes
+        # A JSON body can be ~4/3 of its proto size (base64); beyond twice the gRPC limit no request
+        # can be valid, so stop reading there.
+        self.body_limit = 2 * (server.config.max_request_bytes + GRPC_OVERHEAD) + 1024
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if scope["method"] == "OPTIONS" and path not in self.routes.own_preflight:
+            # etcd answers every preflight before routing.
+            await respond(send, 200, b"", CORS)
+            return
+        cleaned = clean_path(path)
+        if cleaned != path:
+            await respond(send, 301, b"", [(b"location", cleaned.encode()), *CORS])
+            return
+        if path.startswith("/v3beta/"):
+            path = "/v3/" + path[len("/v3beta/"):]
+        if not path.startswith("/v3/"):
+            await self._outside_v3(path, scope, receive, send)
+            return
+        handler = self.routes.rpcs.get(path)
+        if handler is None:
+            stream = self.routes.streams.get(path)
+            if stream is None:
+                await respond(send, 404, b"Not Found\n", _TEXT)
+            elif scope["method"] != "POST":
+                await respond(send, 405, b"Method Not Allowed\n", _TEXT)
+            else:
+                await stream(self.server, scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await respond(send, 405, b"Method Not Allowed\n", _TEXT)
+            return
+        body = await read_body(receive, self.body_limit)
+        if body is None:
+            limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
+            await respond_error(send, grpc_message_too_large(self.body_limit, limit))
+            return
+        try:
+            timeout = grpc_timeout(scope)
+            if timeout is None:
+                payload = await handler(self.server, body)
+            else:
+                try:
+                    payload = await asyncio.wait_for(handler(self.server, body), timeout)
+                except TimeoutError:
+                    raise DEADLINE from None
+        except DecodeError as exc:
+            await respond_error(send, EtcdError(str(exc), INVALID_ARGUMENT))
+            return
+        except (EtcdError, StorageError) as exc:
+            await respond_error(send, to_etcd_error(exc))
+            return
+        await respond(send, 200, codec.dumps(payload), _JSON_OK)
+
+    async def _outside_v3(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if path in ("/v3", "/v3beta"):
+            await respond(send, 301, b"", [(b"location", path.encode() + b"/"), *CORS])
+        elif self._served_by_fallback(scope):
+            await self.fallback(scope, receive, send)
+        else:
+            await respond(send, 404, b"404 page not found\n", _TEXT)
+
+    def _served_by_fallback(self, scope: Scope) -> bool:
+        """Whether the FastAPI app has a route for this path (any other path gets Go's mux 404)."""
+        routes = getattr(self.fallback, "routes", None)
+        if routes is None:
+            return True
+        return any(route.matches(scope)[0] != Match.NONE for route in routes)

@@ -1,0 +1,157 @@
+"""`/v3/lease/*` (and the `/v3/kv/lease/*` aliases): etcd's lease RPCs over the JSON gateway.
+
+Grant and revoke go through the log; keepalive, timetolive and leases are answered by this member as
+the primary (etcd's leader answers them without a log entry). gateway-api.md §6.3 and §7.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from etcdpy.app.errors import UNKNOWN, EtcdError, to_etcd_error
+from etcdpy.app.gateway import codec
+from etcdpy.app.gateway.codec import DecodeError
+from etcdpy.app.gateway.dispatch import Handler, StreamHandler
+from etcdpy.app.gateway.json_body import JsonSyntaxError
+from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader
+from etcdpy.app.peer.forward import forward
+from etcdpy.app.server.etcd_server import EtcdServer
+from etcdpy.storage.errors import LeaseNotFoundError, StorageError
+from etcdpy.storage.lessor import Lease, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest
+
+_ID_MASK = (1 << 63) - 1
+
+
+def _new_lease_id(server: EtcdServer) -> int:
+    # etcd takes the next request id, keeping it positive.
+    while True:
+        lease_id = next(server._ids) & _ID_MASK
+        if lease_id and lease_id not in server.leases.lessor.leases:
+            return lease_id
+
+
+async def lease_grant(server: EtcdServer, body: bytes) -> dict[str, Any]:
+    d = codec.decode_request(body, "LeaseGrantRequest")
+    lease_id = d.get("ID", 0) or _new_lease_id(server)
+    lease: Lease = await server.propose(LeaseGrantRequest(lease_id, d.get("TTL", 0)))
+    server.leases.lessor.settle(time.monotonic())
+    out: dict[str, Any] = {"header": server.header()}
+    if lease.id:
+        out["ID"] = str(lease.id)
+    if lease.ttl:
+        out["TTL"] = str(lease.ttl)
+    return out
+
+
+async def lease_revoke(server: EtcdServer, body: bytes) -> dict[str, Any]:
+    d = codec.decode_request(body, "LeaseRevokeRequest")
+    lease_id = d.get("ID", 0)
+    if lease_id not in server.leases.lessor.leases:
+        raise LeaseNotFoundError()
+    revision = await server.propose(LeaseRevokeRequest(lease_id))
+    return {"header": server.header(revision)}
+
+
+async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
+    d = codec.decode_request(body, "LeaseTimeToLiveRequest")
+    lease_id = d.get("ID", 0)
+    lessor = server.leases.lessor
+    leader = server.leader_peer_url()
+    if leader is not None:
+        body = codec.dumps({"ID": lease_id, "keys": d.get("keys", False)})
+        forwarded = await forward(leader, "/v3/lease/timetolive", body)
+        return {**forwarded, "header": server.header()}
+    out: dict[str, Any] = {"header": server.header()}
+    if lease_id:
+        out["ID"] = str(lease_id)
+    found = lessor.time_to_live(lease_id, time.monotonic())
+    if found is None:
+        out["TTL"] = "-1"
+        return out
+    remaining, granted = found
+    if remaining:
+        out["TTL"] = str(remaining)
+    if granted:
+        out["grantedTTL"] = str(granted)
+    if d.get("keys"):
+        keys = lessor.attached_keys(lease_id)
+        if keys:
+            out["keys"] = [codec.b64(k) for k in keys]
+    return out
+
+
+async def lease_leases(server: EtcdServer, body: bytes) -> dict[str, Any]:
+    codec.decode_request(body, "LeaseLeasesRequest")
+    out: dict[str, Any] = {"header": server.header()}
+    leases = server.leases.lessor.listing()
+    if leases:
+        out["leases"] = [{"ID": str(lease.id)} if lease.id else {} for lease in leases]
+    return out
+
+
+async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
+    """One keepalive answer; an unknown or expired lease answers TTL 0 (omitted), not an error. A
+    follower has the leader renew it (the leader's clock decides expiry)."""
+    ttl = 0
+    clear_checkpoint = False
+    leader = server.leader_peer_url()
+    if leader is not None:
+        forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}))
+        ttl = int(forwarded.get("result", {}).get("TTL", 0))
+    else:
+        try:
+            ttl, clear_checkpoint = server.leases.lessor.renew(lease_id, time.monotonic())
+        except LeaseNotFoundError:
+            pass
+    if clear_checkpoint:
+        server.leases.spawn_proposal(LeaseCheckpointRequest([(lease_id, 0)]))
+    out: dict[str, Any] = {"header": server.header()}
+    if lease_id:
+        out["ID"] = str(lease_id)
+    if ttl:
+        out["TTL"] = str(ttl)
+    return out
+
+
+async def lease_keepalive_stream(server: EtcdServer, scope: Scope, receive: Receive, send: Send) -> None:
+    """One answer line per request object; the stream ends when the body does (gateway-api.md §6.3)."""
+    reader = RequestReader(receive, 4 * server.config.max_request_bytes)
+    writer = LineWriter(send)
+    first = True
+    try:
+        while True:
+            try:
+                raw = await reader.next_object()
+                if raw is None:
+                    break
+                d = codec.decode_request(raw, "LeaseKeepAliveRequest")
+            except (JsonSyntaxError, DecodeError) as exc:
+                if first:
+                    await writer.fail(EtcdError(str(exc), UNKNOWN))
+                    return
+                break  # a later bad object silently ends the request side
+            first = False
+            answer = await keepalive_once(server, d.get("ID", 0))
+            await writer.write(codec.dumps({"result": answer}) + b"\n")
+    except Disconnected:
+        return
+    except (EtcdError, StorageError) as exc:
+        if not writer.started:
+            await writer.fail(to_etcd_error(exc))
+            return
+    await writer.finish()
+
+
+RPCS: dict[str, Handler] = {
+    "/v3/lease/grant": lease_grant,
+    "/v3/lease/revoke": lease_revoke,
+    "/v3/kv/lease/revoke": lease_revoke,
+    "/v3/lease/timetolive": lease_time_to_live,
+    "/v3/kv/lease/timetolive": lease_time_to_live,
+    "/v3/lease/leases": lease_leases,
+    "/v3/kv/lease/leases": lease_leases,
+}
+STREAMS: dict[str, StreamHandler] = {"/v3/lease/keepalive": lease_keepalive_stream}

@@ -1,0 +1,255 @@
+"""Raft messages between members over HTTP, on the peer URLs.
+
+Sending: one ordered sender per peer with a bounded queue; each HTTP request carries every message that
+queued up meanwhile. A peer that is down is reported unreachable to Raft and its batch dropped (Raft
+retransmits); it never blocks the other peers or the Raft loop. A snapshot message goes as its own
+streamed request: the message, then the database dump.
+
+Receiving (the peer ASGI app): `POST /raft/messages` steps each message into the node;
+`POST /raft/snapshot` loads the streamed database aside and then steps the snapshot message, so Raft
+decides whether to install it; `GET /raft/members` lets a joining member learn its id and the cluster's;
+the gateway paths only a leader answers (app/leader_forward.py) are served to other members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgpack
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from etcdpy.app.peer.forward import FORWARDED
+from etcdpy.app.peer.http_client import HttpConn, HttpError
+from etcdpy.app.peer.wire import decode_messages, encode_messages
+from etcdpy.raft import Message, MessageType
+
+log = logging.getLogger("etcdpy.transport")
+
+QUEUE_LIMIT = 4096
+SEND_TIMEOUT = 5.0
+BATCH_LIMIT = 1024
+_LEN = struct.Struct(">I")
+
+
+class PeerSender:
+    def __init__(self, transport: PeerTransport, peer_id: int, url: str) -> None:
+        self.transport = transport
+        self.peer_id = peer_id
+        self.url = url.rstrip("/")
+        self.queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_LIMIT)
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.healthy = True
+
+    def send(self, msg: Message) -> None:
+        try:
+            self.queue.put_nowait(msg)
+        except asyncio.QueueFull:
+            self.transport.unreachable(self.peer_id)
+
+    async def _run(self) -> None:
+        conn = HttpConn(self.url)
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < BATCH_LIMIT and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                body = encode_messages(batch)
+                status, _ = await asyncio.wait_for(
+                    conn.post("/raft/messages", body, "application/x-msgpack"), SEND_TIMEOUT)
+                if status == 410:
+                    # The cluster removed this member: etcd's peers say so with 410 Gone.
+                    self.transport.removed()
+                    return
+                if status != 204:
+                    raise HttpError(f"peer answered {status}")
+                self.healthy = True
+            except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                await conn.close()
+                if self.healthy:
+                    log.warning("peer %x at %s unreachable: %s", self.peer_id, self.url, exc)
+                self.healthy = False
+                self.transport.unreachable(self.peer_id)
+                # Back off a little so a dead peer does not turn into a busy loop; messages queued
+                # meanwhile go out (or are dropped) with the next attempt.
+                await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+class PeerTransport:
+    def __init__(
+        self,
+        local_id: int,
+        unreachable: Callable[[int], None],
+        snapshot_done: Callable[[int, bool], None],
+        dump_snapshot: Callable[[str], int],
+        removed: Callable[[], None],
+    ) -> None:
+        self.local_id = local_id
+        self.removed = removed
+        self.unreachable = unreachable
+        self.snapshot_done = snapshot_done
+        self.dump_snapshot = dump_snapshot
+        self.senders: dict[int, PeerSender] = {}
+        self.urls: dict[int, str] = {}
+
+    def set_peers(self, urls: dict[int, str]) -> None:
+        """Point the transport at the current members (called whenever membership changes)."""
+        for peer_id in list(self.senders):
+            if peer_id not in urls or urls[peer_id] != self.senders[peer_id].url:
+                self.senders.pop(peer_id).stop()
+        self.urls = {pid: url for pid, url in urls.items() if pid != self.local_id}
+        for peer_id, url in self.urls.items():
+            if peer_id not in self.senders:
+                self.senders[peer_id] = PeerSender(self, peer_id, url)
+
+    def send(self, messages: list[Message]) -> None:
+        for msg in messages:
+            if msg.type == MessageType.MsgSnap:
+                asyncio.get_running_loop().create_task(self._send_snapshot(msg))
+                continue
+            sender = self.senders.get(msg.to)
+            if sender is not None:
+                sender.send(msg)
+
+    async def _send_snapshot(self, msg: Message) -> None:
+        import httpx  # streams an upload; imported here because it costs start-up time and is rare
+
+        url = self.urls.get(msg.to)
+        ok = False
+        fd, path = tempfile.mkstemp(prefix="etcdpy-snap-")
+        os.close(fd)
+        try:
+            if url is None:
+                return
+            self.dump_snapshot(path)
+            header = encode_messages([msg])
+
+            async def body() -> AsyncIterator[bytes]:
+                yield _LEN.pack(len(header)) + header
+                with open(path, "rb") as f:
+                    while chunk := f.read(256 * 1024):
+                        yield chunk
+
+            async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=2.0)) as client:
+                resp = await client.post(f"{url.rstrip('/')}/raft/snapshot", content=body())
+            ok = resp.status_code == 204
+        except (httpx.HTTPError, OSError) as exc:
+            log.warning("sending snapshot to %x failed: %s", msg.to, exc)
+        finally:
+            os.unlink(path)
+            self.snapshot_done(msg.to, ok)
+
+    async def close(self) -> None:
+        for sender in self.senders.values():
+            sender.stop()
+
+
+class PeerApp:
+    """The ASGI app on the peer URLs."""
+
+    def __init__(
+        self,
+        step: Callable[[Message], None],
+        receive_snapshot: Callable[[Message, str], None],
+        members: Callable[[], dict[str, Any]],
+        snapshot_dir: str,
+        is_removed: Callable[[int], bool],
+        client_app: ASGIApp,
+    ) -> None:
+        self.step = step
+        self.is_removed = is_removed
+        self.client_app = client_app
+        self.receive_snapshot = receive_snapshot
+        self.members = members
+        self.snapshot_dir = snapshot_dir
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/raft/messages" and method == "POST":
+            body = await _read_all(receive)
+            messages = decode_messages(body)
+            if any(self.is_removed(msg.frm) for msg in messages):
+                await _reply(send, 410, b"the member has been permanently removed from the cluster\n")
+                return
+            for msg in messages:
+                self.step(msg)
+            await _reply(send, 204, b"")
+        elif path == "/raft/snapshot" and method == "POST":
+            await self._snapshot(receive, send)
+        elif path == "/raft/members" and method == "GET":
+            await _reply(send, 200, msgpack.packb(self.members()))
+        elif path in FORWARDED:
+            await self.client_app(scope, receive, send)  # another member asks the leader (leader_forward)
+        else:
+            await _reply(send, 404, b"404 page not found\n")
+
+    async def _snapshot(self, receive: Receive, send: Send) -> None:
+        """Body: header length u32, the MsgSnap, then the database dump, spooled to a file."""
+        os.makedirs(self.snapshot_dir, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=self.snapshot_dir, prefix="incoming-")
+        buf = b""
+        header: bytes | None = None
+        with os.fdopen(fd, "wb") as out:
+            while True:
+                message = await receive()
+                chunk = message.get("body", b"")
+                if header is not None:
+                    out.write(chunk)
+                else:
+                    buf += chunk
+                    if len(buf) >= _LEN.size:
+                        end = _LEN.size + _LEN.unpack_from(buf)[0]
+                        if len(buf) >= end:
+                            header = buf[_LEN.size : end]
+                            out.write(buf[end:])
+                            buf = b""
+                if not message.get("more_body"):
+                    break
+        if header is None:
+            os.unlink(path)
+            await _reply(send, 400, b"truncated snapshot\n")
+            return
+        (msg,) = decode_messages(header)
+        self.receive_snapshot(msg, path)
+        await _reply(send, 204, b"")
+
+
+async def _read_all(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _reply(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def fetch_members(peer_urls: list[str]) -> dict[str, Any] | None:
+    """Ask existing members who is in the cluster (a member joining with --initial-cluster-state existing)."""
+    import httpx  # only a joining member needs it, once
+
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        for url in peer_urls:
+            try:
+                resp = await client.get(f"{url.rstrip('/')}/raft/members")
+                if resp.status_code == 200:
+                    data: dict[str, Any] = msgpack.unpackb(resp.content)
+                    return data
+            except httpx.HTTPError:
+                continue
+    return None

@@ -1,0 +1,429 @@
+"""The server glue: one member's store, Raft node, applier and the requests waiting on them.
+
+A write is validated, encoded with a request id and proposed to Raft (a follower's proposal is
+forwarded to the leader by Raft itself); it is answered when this member applies the committed entry.
+Linearizable reads wait for a ReadIndex round (batched across concurrent readers) and for the applied
+index to reach it; serializable reads answer from local state at once. Every member, a lone one too,
+runs through Raft, as etcd does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import msgpack
+
+from etcdpy.app import errors
+from etcdpy.app.config import Config
+from etcdpy.app.errors import EtcdError, server_error
+from etcdpy.app.peer.transport import PeerTransport
+from etcdpy.app.server import commands
+from etcdpy.app.server.applier import Applier
+from etcdpy.app.server.identity import cluster_id, member_id
+from etcdpy.app.server.lease_keeper import LeaseKeeper, min_lease_ttl
+from etcdpy.app.server.membership import Member, Membership, MemberUpdateRequest
+from etcdpy.app.server.raft_node import NodeCallbacks, RaftNode, decode_snapshot_record
+from etcdpy.app.server.watch_service import WatchService
+from etcdpy.raft import ConfChange, ConfChangeType, Entry, EntryType, Peer, Snapshot, conf_change_from_entry
+from etcdpy.storage import db_snapshot
+from etcdpy.storage import txn as txn_eval
+from etcdpy.storage.kv_types import (
+    CompactionRequest,
+    DeleteRangeRequest,
+    PutRequest,
+    RangeRequest,
+    RangeResult,
+    TxnRequest,
+    TxnResult,
+)
+from etcdpy.storage.mvcc import MVCCStore
+from etcdpy.storage.wal import WAL
+from etcdpy.storage.write_txn import WriteTxn
+
+log = logging.getLogger("etcdpy.server")
+
+VERSION = "3.4.23"  # the etcd API version this server speaks (etcd3gw picks its API prefix from it)
+CLUSTER_VERSION = "3.4.0"
+REQUEST_TIMEOUT = 7.0  # etcd: 5 s plus 2 × election timeout, at the defaults
+MAX_APPLY_GAP = 5000  # etcd's maxGapBetweenApplyAndCommitIndex
+PROPOSAL_DROPPED = ("raft proposal dropped", errors.UNKNOWN)
+
+
+class DataDirError(Exception):
+    """The data directory is inconsistent; the member must not start on it."""
+
+
+class EtcdServer:
+    def __init__(self, config: Config, *, joined: dict[str, Any] | None = None) -> None:
+        """Open the member's data; `joined` is the cluster as fetched from peers by a joining member."""
+        self.config = config
+        self.member_dir = os.path.join(config.data_dir, "member")
+        self.store = MVCCStore(os.path.join(self.member_dir, "db"))
+        self.membership = Membership(self.store)
+        self.watch_service = WatchService(self.store, config.watch_progress_notify_interval_s)
+        self.leases = LeaseKeeper(
+            self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose)
+        self.applier = Applier(self.store, self.leases.lessor, self.watch_service.hub.notify,
+                               self._apply_member_update)
+        self.wal = WAL(os.path.join(self.member_dir, "wal"))
+        state = self.wal.open()
+        durable = max(self.wal.last_index, decode_snapshot_record(state.snapshot_data)[1])
+        if self.store.applied_index > durable:
+            # The log lost entries the database had applied (a disk that dropped synced data, or a WAL
+            # from an older copy). New entries would reuse those indexes and be skipped as applied:
+            # refuse to start rather than acknowledge writes that never take effect.
+            raise DataDirError(
+                f"the WAL ends at index {durable} but the database has applied index "
+                f"{self.store.applied_index}: the log lost committed entries; restore this member "
+                "from a snapshot or remove it and add it back"
+            )
+
+        bootstrap: list[Peer] | None = None
+        if state.metadata:
+            self.member_id, self.cluster_id = msgpack.unpackb(state.metadata)
+        elif joined is not None:
+            self.member_id, self.cluster_id = joined["member_id"], joined["cluster_id"]
+            self.wal.save_metadata(msgpack.packb([self.member_id, self.cluster_id]))
+        else:
+            bootstrap = self._bootstrap_peers()
+            self.wal.save_metadata(msgpack.packb([self.member_id, self.cluster_id]))
+        self.wal.sync()
+        if not self.membership.cluster_id:
+            self.membership.set_cluster_id(self.cluster_id, self.store.applied_index)
+
+        self._header_prefix = {"cluster_id": str(self.cluster_id), "member_id": str(self.member_id)}
+        # etcd's request ids: the member id's low 16 bits, then a millisecond clock, then a counter,
+        # so ids stay unique across restarts without persisting a counter.
+        base = ((self.member_id & 0xFFFF) << 48) | ((int(time.time() * 1000) & 0xFFFFFFFFFF) << 8)
+        self._ids = itertools.count(base)
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._compactor: asyncio.Task[None] | None = None
+        self._incoming_snapshots: dict[int, str] = {}
+        self._exiting = False
+        self._leader_changes = 0
+
+        heartbeat = max(1, config.heartbeat_interval)
+        self.node = RaftNode(
+            self.member_id, self.wal, state,
+            NodeCallbacks(
+                apply=self._apply_entries,
+                send=self._send,
+                install_snapshot=self._install_snapshot,
+                make_durable=lambda: self.store.db.flush_wal(True),
+                on_leader_change=self._on_leader_change,
+                dropped=self._on_dropped,
+            ),
+            tick_ms=heartbeat,
+            election_ticks=max(2, config.election_timeout // heartbeat),
+            snapshot_count=config.snapshot_count,
+            bootstrap=bootstrap,
+        )
+        self.transport: PeerTransport | None = None
+
+    def _bootstrap_peers(self) -> list[Peer]:
+        token = self.config.initial_cluster_token
+        members = [
+            Member(member_id(urls, token), name, sorted(urls), [], False)
+            for name, urls in self.config.cluster_members.items()
+        ]
+        self.member_id = next(m.id for m in members if m.name == self.config.name)
+        self.cluster_id = cluster_id([m.id for m in members])
+        return [Peer(m.id, msgpack.packb([0, m.pack()])) for m in sorted(members, key=lambda m: m.id)]
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start Raft, the peer transport and background work (needs the running loop)."""
+        self.transport = PeerTransport(
+            self.member_id,
+            unreachable=self.node.report_unreachable,
+            snapshot_done=self.node.report_snapshot,
+            dump_snapshot=lambda path: db_snapshot.dump_to_file(self.store.db, path),
+            removed=self._removed,
+        )
+        self._refresh_peers()
+        self.node.start()
+        if self.store.compaction_pending and self._compactor is None:
+            self._compactor = asyncio.get_running_loop().create_task(self._compact())
+        self.watch_service.start()
+        self.leases.start()
+        asyncio.get_running_loop().create_task(self._publish_attributes())
+
+    resume_background_work = start
+
+    async def stop(self) -> None:
+        await self.node.stop()
+        if self.transport is not None:
+            await self.transport.close()
+
+    def close(self) -> None:
+        self.watch_service.stop()
+        self.leases.stop()
+        self.wal.close()
+        self.store.close()
+
+    def _refresh_peers(self) -> None:
+        if self.transport is None:
+            return
+        urls = {mid: url for mid in self.membership.members if (url := self.membership.peer_url(mid))}
+        if not urls:  # before the bootstrap entries are applied, the configuration says where peers are
+            token = self.config.initial_cluster_token
+            urls = {member_id(u, token): sorted(u)[0] for u in self.config.cluster_members.values()}
+        self.transport.set_peers(urls)
+
+    async def _publish_attributes(self) -> None:
+        """Record this member's name and client URLs in the cluster (etcd's publish), once it can."""
+        while True:
+            me = self.membership.members.get(self.member_id)
+            wanted_clients = list(self.config.advertise_client_urls)
+            if me is not None and me.name == self.config.name and me.client_urls == wanted_clients:
+                return
+            if me is not None and self.node.leader:
+                update = Member(me.id, self.config.name, me.peer_urls, wanted_clients, me.is_learner)
+                try:
+                    await self.propose(MemberUpdateRequest(update))
+                    continue
+                except EtcdError:
+                    pass
+            await asyncio.sleep(0.1)
+
+    def leader_peer_url(self) -> str | None:
+        """The leader's peer URL when another member leads (requests only it can answer are forwarded
+        there); None when this member leads. Raises etcd's no-leader error when there is no leader."""
+        leader = self.node.leader
+        if leader == self.member_id:
+            return None
+        url = self.membership.peer_url(leader) if leader else None
+        if url is None:
+            raise server_error(errors.NO_LEADER)
+        return url
+
+    # -------------------------------------------------------------- headers
+
+    def header(self, revision: int | None = None) -> dict[str, str]:
+        rev = self.store.current_revision if revision is None else revision
+        return {**self._header_prefix, "revision": str(rev), "raft_term": str(self.node.term)}
+
+    def member_header(self) -> dict[str, str]:
+        """Cluster member APIs answer with a header that has no revision."""
+        return {**self._header_prefix, "raft_term": str(self.node.term)}
+
+    # -------------------------------------------------------------- Raft callbacks
+
+    def _send(self, messages: list[Any]) -> None:
+        if self.transport is not None:
+            self.transport.send(messages)
+
+    def _on_leader_change(self, leader: int, term: int) -> None:
+        log.info("leader is now %x at term %d", leader, term)
+        self._leader_changes += 1
+        # A read index from the old leader may never come: etcd fails waiting reads at once.
+        self.node.fail_reads(server_error(errors.LEADER_CHANGED))
+        self.leases.lead(leader == self.member_id)
+
+    def _on_dropped(self, batch: list[bytes]) -> None:
+        for data in batch:
+            future = self._waiters.pop(commands.request_id(data), None)
+            if future is not None and not future.done():
+                future.set_result(server_error(PROPOSAL_DROPPED))
+
+    def _apply_entries(self, entries: list[Entry]) -> None:
+        apply = self.applier.apply
+        waiters = self._waiters
+        for entry in entries:
+            if entry.type == EntryType.NORMAL:
+                if not entry.data:  # a new leader's empty entry
+                    self.applier.apply_noop(entry.index)
+                    continue
+                request_id, result = apply(entry.index, entry.data)
+            else:
+                request_id, result = self._apply_conf_change(entry)
+            future = waiters.pop(request_id, None)
+            if future is not None and not future.done():
+                future.set_result(result)
+        if self.applier.compactions_scheduled and self._compactor is None:
+            self._compactor = asyncio.get_running_loop().create_task(self._compact())
+
+    def _apply_conf_change(self, entry: Entry) -> tuple[int, Any]:
+        cc = conf_change_from_entry(entry)
+        self.node.apply_conf_change(cc)
+        changes = [cc] if isinstance(cc, ConfChange) else []
+        request_id = 0
+        if isinstance(cc, ConfChange) and cc.context:
+            request_id, packed = msgpack.unpackb(cc.context)
+        else:
+            packed = b""
+        for change in changes:
+            if change.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
+                existing = self.membership.members.get(change.node_id)
+                if existing is not None and existing.is_learner and change.type == ConfChangeType.ADD_NODE:
+                    self.membership.promote(change.node_id, entry.index)
+                elif packed:
+                    self.membership.add(Member.unpack(packed), entry.index)
+            elif change.type == ConfChangeType.REMOVE_NODE:
+                self.membership.remove(change.node_id, entry.index)
+                if change.node_id == self.member_id:
+                    self._removed()
+        if entry.index > self.store.applied_index:
+            self.store.record_applied(entry.index)
+        self._refresh_peers()
+        return request_id, self.membership.sorted_members()
+
+    def _removed(self) -> None:
+        """etcd exits once it learns it was removed (from its own log, or a peer's 410): it can never
+        rejoin under this id."""
+        if self._exiting:
+            return
+        self._exiting = True
+        log.warning("this member has been permanently removed from the cluster; exiting")
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    def _apply_member_update(self, index: int, cmd: MemberUpdateRequest) -> list[Member]:
+        self.membership.update(cmd.member, index)
+        self._refresh_peers()
+        return self.membership.sorted_members()
+
+    def receive_snapshot(self, msg: Any, path: str) -> None:
+        """A snapshot arrived from the leader: keep its database aside until Raft accepts it."""
+        index = msg.snapshot.metadata.index
+        old = self._incoming_snapshots.pop(index, None)
+        if old is not None and old != path:
+            os.unlink(old)
+        self._incoming_snapshots[index] = path
+        self.node.step(msg)
+
+    def _install_snapshot(self, snap: Snapshot) -> int:
+        index = snap.metadata.index
+        path = self._incoming_snapshots.pop(index, None)
+        if path is None:
+            raise RuntimeError(f"raft installed snapshot {index} but no database arrived for it")
+        self.store.replace_with(lambda db_path: db_snapshot.load(db_path, db_snapshot.read_chunks(path)))
+        os.unlink(path)
+        for stale in self._incoming_snapshots.values():
+            os.unlink(stale)
+        self._incoming_snapshots.clear()
+        self.membership.reload()
+        self.leases.reload()
+        self.watch_service.reload()
+        self._refresh_peers()
+        log.info("installed snapshot at index %d (store applied index %d)", index, self.store.applied_index)
+        return self.store.applied_index
+
+    # -------------------------------------------------------------- writes
+
+    def _check_can_propose(self) -> None:
+        if not self.node.leader:
+            raise server_error(errors.NO_LEADER)
+        if self.node.commit_index - self.node.applied > MAX_APPLY_GAP:
+            # etcd sheds load when applying falls this far behind committing.
+            raise server_error(errors.TOO_MANY_REQUESTS)
+
+    async def propose(self, cmd: commands.Command) -> Any:
+        self._check_can_propose()
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = future
+        self.node.propose(commands.encode(request_id, cmd))
+        return await self._wait(request_id, future)
+
+    async def propose_conf_change(self, cc: ConfChange) -> list[Member]:
+        self._check_can_propose()
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = future
+        cc.context = msgpack.packb([request_id, cc.context])
+        self.node.propose_conf_change(cc)
+        members: list[Member] = await self._wait(request_id, future)
+        return members
+
+    async def _wait(self, request_id: int, future: asyncio.Future[Any]) -> Any:
+        changes = self._leader_changes
+        try:
+            result = await asyncio.wait_for(future, REQUEST_TIMEOUT)
+        except TimeoutError:
+            lost_leader = self._leader_changes != changes
+            raise server_error(errors.TIMEOUT_LEADER_FAIL if lost_leader else errors.TIMEOUT) from None
+        finally:
+            self._waiters.pop(request_id, None)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def put(self, req: PutRequest) -> Any:
+        txn_eval.check_put(req)
+        return await self.propose(req)
+
+    async def delete_range(self, req: DeleteRangeRequest) -> Any:
+        txn_eval.check_delete(req)
+        return await self.propose(req)
+
+    async def txn(self, req: TxnRequest) -> TxnResult:
+        txn_eval.check_txn(req, self.config.max_txn_ops)
+        if txn_eval.is_read_only(req):
+            # etcd serves read-only txns without a log entry, after the same wait as a linearizable read.
+            if not _all_serializable(req):
+                await self.linearizable_barrier()
+            view = WriteTxn(self.store, self.store.applied_index)
+            result: TxnResult = txn_eval.apply_txn(view, req, self.store.lease_exists)
+            return result
+        result = await self.propose(req)
+        return result
+
+    async def compact(self, req: CompactionRequest) -> Any:
+        result = await self.propose(req)
+        if req.physical:
+            await self._wait_compacted()
+        return result
+
+    # -------------------------------------------------------------- reads
+
+    async def linearizable_barrier(self) -> None:
+        """Wait until this member has applied everything committed before now (ReadIndex)."""
+        if not self.node.leader:
+            raise server_error(errors.NO_LEADER)
+        try:
+            await asyncio.wait_for(self.node.read_index(), REQUEST_TIMEOUT)
+        except TimeoutError:
+            raise server_error(errors.TIMEOUT) from None
+
+    async def range(self, req: RangeRequest) -> RangeResult:
+        txn_eval.check_range(req)
+        if not req.serializable:
+            await self.linearizable_barrier()
+        return self.store.range(req)
+
+    # -------------------------------------------------------------- compaction
+
+    async def _compact(self) -> None:
+        """Delete compacted history in bounded steps, yielding to requests between them."""
+        try:
+            while not self.store.compaction_step(max_keys=1000):
+                await asyncio.sleep(0)
+        finally:
+            self._compactor = None
+            self.applier.compactions_scheduled = 0
+
+    async def _wait_compacted(self) -> None:
+        while self.store.compaction_pending:
+            task = self._compactor
+            if task is None:
+                self._compactor = task = asyncio.get_running_loop().create_task(self._compact())
+            await asyncio.shield(task)
+
+
+def _all_serializable(req: TxnRequest) -> bool:
+    for op in (*req.success, *req.failure):
+        if isinstance(op, RangeRequest) and not op.serializable:
+            return False
+        if isinstance(op, TxnRequest) and not _all_serializable(op):
+            return False
+    return True
+
+
+__all__ = ["EtcdServer", "EtcdError", "VERSION", "CLUSTER_VERSION"]

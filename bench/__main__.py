@@ -1,0 +1,3 @@
+from etcdpy.bench.cli import main
+
+main()
