@@ -16,6 +16,7 @@ from app.asgi import create_app
 from app.config import Config, ConfigError, parse_args
 from app.peer_transport import PeerApp, fetch_members
 from app.server import DataDirError, EtcdServer
+from storage.wal import WalCorruptError
 
 log = logging.getLogger("etcdpy")
 
@@ -123,4 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except DataDirError as exc:
         print(f"etcdpy: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except WalCorruptError as exc:
+        # etcd: "failed to read WAL, cannot be repaired" with walpb's error, and exit status 1.
+        print(f"etcdpy: failed to read WAL, cannot be repaired: {exc}", file=sys.stderr)
         sys.exit(1)

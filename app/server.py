@@ -42,6 +42,7 @@ from storage.kv_types import (
 )
 from storage.mvcc import MVCCStore
 from storage.wal import WAL
+from storage.wal_files import OS_FILES, WalFiles
 from storage.write_txn import WriteTxn
 
 log = logging.getLogger("etcdpy.server")
@@ -58,16 +59,20 @@ class DataDirError(Exception):
 
 
 class EtcdServer:
-    def __init__(self, config: Config, *, joined: dict[str, Any] | None = None) -> None:
-        """Open the member's data; `joined` is the cluster as fetched from peers by a joining member."""
+    def __init__(self, config: Config, *, joined: dict[str, Any] | None = None,
+                 wal_files: WalFiles = OS_FILES) -> None:
+        """Open the member's data; `joined` is the cluster as fetched from peers by a joining member;
+        `wal_files` is the disk under the WAL (tests substitute one that loses power or fails)."""
         self.config = config
         self.member_dir = os.path.join(config.data_dir, "member")
+        # The WAL first: a damaged log refuses the start (WalCorruptError) before the database is opened,
+        # so every file is left as it was for inspection or restore.
+        self.wal = WAL(os.path.join(self.member_dir, "wal"), files=wal_files)
+        state = self.wal.open()
         self.store = MVCCStore(os.path.join(self.member_dir, "db"))
         self.applier = Applier(self.store)
         self.applier.on_other = self._apply_member_update
         self.membership = Membership(self.store)
-        self.wal = WAL(os.path.join(self.member_dir, "wal"))
-        state = self.wal.open()
         durable = max(self.wal.last_index, decode_snapshot_record(state.snapshot_data)[1])
         if self.store.applied_index > durable:
             # The log lost entries the database had applied (a disk that dropped synced data, or a WAL
