@@ -108,10 +108,12 @@ class WAL:
         # every file as it was.
         torn_at: int | None = None
         size = 0
+        in_last: set[int] = set()  # record types the last segment holds
         for i, name in enumerate(names):
             last = i == len(names) - 1
             data = self.files.read(os.path.join(self.dir, name))
-            end = _replay(os.path.join(self.dir, name), data, state, last)
+            in_last = set()
+            end = _replay(os.path.join(self.dir, name), data, state, last, in_last)
             size = len(data)
             if end < size:
                 torn_at = end
@@ -134,6 +136,12 @@ class WAL:
             self._carry[REC_SNAPSHOT] = marker + state.snapshot_data
         if state.hard_state != WalHardState(0, 0, 0):
             self._carry[REC_HARD_STATE] = _HARD_STATE.pack(*state.hard_state)
+        if len(names) > 1 and not set(self._carry) <= in_last:
+            # A power loss right after a roll can leave the new segment without the records carried
+            # into it (they were never synced). Appending to it as it is would let releasing the
+            # older segments take this member's identity, snapshot marker and vote with them.
+            self._write_carry()
+            self.sync()
         return state
 
     def _segments(self) -> list[str]:
@@ -191,7 +199,11 @@ class WAL:
         # The segment being closed is complete for good: replay treats any damage in it as corruption.
         self.files.fdatasync(self._fd)
         self.files.close(self._fd)
+        self._fd = -1
         self._start_segment(self._seq + 1, first_index)
+        self._write_carry()
+
+    def _write_carry(self) -> None:
         # Metadata, then the snapshot marker, then the hard state: replay order restores each.
         carried = [_record(t, self._carry[t]) for t in (REC_METADATA, REC_SNAPSHOT, REC_HARD_STATE)
                    if t in self._carry]
@@ -227,7 +239,7 @@ def _record(rtype: int, body: bytes) -> bytes:
     return frame + zlib.crc32(frame).to_bytes(4, "big") + body
 
 
-def _replay(path: str, data: bytes, state: WalState, last: bool) -> int:
+def _replay(path: str, data: bytes, state: WalState, last: bool, types: set[int]) -> int:
     """Apply the records of one segment; returns where its valid records end (a torn tail follows).
 
     Raises WalCorruptError for damage a crash mid-append cannot explain, or any damage if not `last`.
@@ -245,6 +257,7 @@ def _replay(path: str, data: bytes, state: WalState, last: bool) -> int:
                 body = data[pos + _HEADER.size : end]
                 if end <= size and zlib.crc32(body, zlib.crc32(bytes([rtype]))) == crc:
                     _apply_record(state, rtype, body)
+                    types.add(rtype)
                     pos = end
                     continue
         if last and _is_torn(data, pos, end):

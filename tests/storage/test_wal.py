@@ -219,3 +219,26 @@ def test_released_segments_do_not_take_metadata_snapshot_or_vote_with_them(tmp_p
     assert (state.snapshot_index, state.snapshot_data) == (8, b"conf")
     assert state.hard_state.vote == 2
     assert [e.index for e in state.entries] == [9, 10, 11, 12]
+
+
+def test_carried_records_lost_with_a_fresh_segment_are_written_again(tmp_path) -> None:
+    """Power lost right after a roll: the new segment exists but the records carried into it never
+    reached the disk. Appending to it as it was let a later release take the member's identity with it."""
+    wal, _ = reopen(str(tmp_path), segment_bytes=64)
+    wal.save_metadata(b"member-7")
+    wal.append(entries(1, 1), WalHardState(3, 2, 1))
+    wal.save_snapshot(1, 3, b"conf")
+    for i in range(2, 6):
+        wal.append(entries(i, i))
+    wal.sync()
+    wal.close()
+    newest = os.path.join(tmp_path, sorted(os.listdir(tmp_path))[-1])
+    os.truncate(newest, 0)
+    wal, state = reopen(str(tmp_path), segment_bytes=1 << 20)
+    wal.append(entries(5, 5))
+    assert wal.release_to(5) > 0
+    wal.close()
+    _, state = reopen(str(tmp_path))
+    assert state.metadata == b"member-7"
+    assert (state.snapshot_index, state.snapshot_data, state.hard_state.vote) == (1, b"conf", 2)
+    assert [e.index for e in state.entries] == [5]
