@@ -41,7 +41,7 @@ from storage.kv_types import (
     TxnResult,
 )
 from storage.mvcc import MVCCStore
-from storage.wal import WAL
+from storage.wal import SEGMENT_BYTES, WAL
 from storage.wal_files import OS_FILES, WalFiles
 from storage.write_txn import WriteTxn
 
@@ -60,14 +60,14 @@ class DataDirError(Exception):
 
 class EtcdServer:
     def __init__(self, config: Config, *, joined: dict[str, Any] | None = None,
-                 wal_files: WalFiles = OS_FILES) -> None:
+                 wal_files: WalFiles = OS_FILES, wal_segment_bytes: int = SEGMENT_BYTES) -> None:
         """Open the member's data; `joined` is the cluster as fetched from peers by a joining member;
         `wal_files` is the disk under the WAL (tests substitute one that loses power or fails)."""
         self.config = config
         self.member_dir = os.path.join(config.data_dir, "member")
         # The WAL first: a damaged log refuses the start (WalCorruptError) before the database is opened,
         # so every file is left as it was for inspection or restore.
-        self.wal = WAL(os.path.join(self.member_dir, "wal"), files=wal_files)
+        self.wal = WAL(os.path.join(self.member_dir, "wal"), wal_segment_bytes, files=wal_files)
         state = self.wal.open()
         self.store = MVCCStore(os.path.join(self.member_dir, "db"))
         self.applier = Applier(self.store)
