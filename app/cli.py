@@ -16,6 +16,7 @@ from etcdpy.app.config import Config, ConfigError, parse_args
 from etcdpy.app.gateway.asgi import create_app
 from etcdpy.app.peer.transport import PeerApp, fetch_members
 from etcdpy.app.server.etcd_server import DataDirError, EtcdServer
+from etcdpy.storage.wal import WalCorruptError
 
 log = logging.getLogger("etcdpy")
 
@@ -123,4 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except DataDirError as exc:
         print(f"etcdpy: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except WalCorruptError as exc:
+        # etcd: "failed to read WAL, cannot be repaired" with walpb's error, and exit status 1.
+        print(f"etcdpy: failed to read WAL, cannot be repaired: {exc}", file=sys.stderr)
         sys.exit(1)

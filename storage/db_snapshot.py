@@ -110,6 +110,27 @@ def load(path: str, chunks: Iterable[bytes]) -> None:
     finally:
         db.close()
         del handles, db
+    swap_in(tmp, path)
+
+
+def swap_in(new: str, path: str) -> None:
+    """Put the database directory `new` at `path`, so that a crash at any point leaves either the old
+    database or the new one at `path`, never neither: the old one is renamed aside first (MVCCStore
+    puts it back if the crash came before the second rename) and removed only once the new one's name
+    is durable."""
+    parent = os.path.dirname(os.path.abspath(path))
+    old = path + ".old"
+    shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(path):
-        shutil.rmtree(path)
-    os.rename(tmp, path)
+        os.rename(path, old)
+    os.rename(new, path)
+    _fsync_dir(parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -59,6 +59,10 @@ class MVCCStore:
         self._open()
 
     def _open(self) -> None:
+        if not os.path.exists(self.path) and os.path.exists(self.path + ".old"):
+            # A snapshot install (storage/db_snapshot.swap_in) was cut between its two renames: the
+            # old database is whole and the WAL has not recorded the new one yet, so it goes back.
+            os.rename(self.path + ".old", self.path)
         os.makedirs(self.path, exist_ok=True)
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)

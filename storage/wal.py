@@ -1,13 +1,21 @@
 """The write-ahead log of consensus: append-only segment files of checksummed records.
 
-Each record is `length u32 | crc32 u32 | type u8 | payload`, the CRC covering type and payload. Records
-hold log entries, hard states (term, vote, commit), snapshot markers (the log continues after them) and
-opaque metadata. Appends are plain buffered writes; `sync()` makes them durable with `os.fdatasync` and
-is meant to be run off the event loop (it releases the GIL), once for a whole group of appends.
+Each record is `length u32 | crc32 u32 | type u8 | header crc32 u32 | payload`: the first checksum covers
+type and payload, the header checksum the nine bytes before it, so a damaged length is recognised as
+damage instead of being read as "the record runs past the end of the file". Records hold log entries,
+hard states (term, vote, commit), snapshot markers (the log continues after them) and opaque metadata.
+Appends are plain buffered writes; `sync()` makes them durable with `fdatasync` and is meant to be run
+off the event loop (it releases the GIL), once for a whole group of appends. All file operations go
+through a `WalFiles` layer (storage/wal_files.py) so tests can simulate power loss and failing disks.
 
-On open, a torn or corrupt tail of the last segment (a crash mid-write) is truncated away; corruption
-anywhere else is an error. An entry whose index is at or below one already read replaces the suffix
-from that index on, which is how a follower's overwritten log tail is replayed.
+On open, only a torn tail is repaired: at the end of the last segment, a record that is incomplete at
+end of file, or whose damage is explained by a zero-filled region reaching end of file from a sector
+boundary inside it (the pages of an append that never reached the disk, as etcd's decoder recognises a
+torn write by a zero-filled sector). Any other damage (a checksum mismatch on a complete record, damage
+in an earlier segment, or damage followed by anything but zeros) raises `WalCorruptError`
+("walpb: crc mismatch", etcd's words) before any file is changed. An entry whose index is at or below
+one already read replaces the suffix from that index on, which is how a follower's overwritten log tail
+is replayed.
 """
 
 from __future__ import annotations
@@ -18,9 +26,14 @@ import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-SEGMENT_BYTES = 64 * 1024 * 1024
+from etcdpy.storage.wal_files import OS_FILES, WalFiles
 
-_HEADER = struct.Struct(">IIB")
+SEGMENT_BYTES = 64 * 1024 * 1024
+# The unit a disk writes atomically: a torn append leaves whole sectors of zeros (etcd's minSectorSize).
+SECTOR_BYTES = 512
+
+_FRAME = struct.Struct(">IIB")  # length, crc32 of type + payload, type
+_HEADER = struct.Struct(">IIBI")  # the frame, then the crc32 of the frame
 _ENTRY = struct.Struct(">QQB")
 _HARD_STATE = struct.Struct(">QQQ")
 _SNAPSHOT = struct.Struct(">QQ")
@@ -46,7 +59,7 @@ class WalHardState(NamedTuple):
 
 
 class WalCorruptError(Exception):
-    """A record failed its checksum before the last segment's tail: the log cannot be trusted."""
+    """A record is damaged in a way a crash cannot explain: the log cannot be trusted, nothing was changed."""
 
 
 @dataclass
@@ -71,9 +84,11 @@ def _parse_name(name: str) -> tuple[int, int]:
 
 
 class WAL:
-    def __init__(self, directory: str, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(self, directory: str, segment_bytes: int = SEGMENT_BYTES,
+                 files: WalFiles = OS_FILES) -> None:
         self.dir = directory
         self.segment_bytes = segment_bytes
+        self.files = files
         os.makedirs(directory, exist_ok=True)
         self._fd = -1
         self._seq = 0
@@ -89,14 +104,28 @@ class WAL:
         """Replay every segment, repair a torn tail, and position for appending."""
         state = WalState()
         names = self._segments()
+        # Read and check everything before changing anything: damage that refuses the start must leave
+        # every file as it was.
+        torn_at: int | None = None
+        size = 0
+        in_last: set[int] = set()  # record types the last segment holds
         for i, name in enumerate(names):
             last = i == len(names) - 1
-            self._replay(os.path.join(self.dir, name), state, repair=last)
+            data = self.files.read(os.path.join(self.dir, name))
+            in_last = set()
+            end = _replay(os.path.join(self.dir, name), data, state, last, in_last)
+            size = len(data)
+            if end < size:
+                torn_at = end
         if names:
             self._seq, _ = _parse_name(names[-1])
             path = os.path.join(self.dir, names[-1])
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-            self._size = os.path.getsize(path)
+            if torn_at is not None:
+                # A crash mid-append left part of a record (never synced, so never acknowledged).
+                self.files.truncate(path, torn_at)
+                size = torn_at
+            self._fd = self.files.open_append(path, create=False)
+            self._size = size
         else:
             self._start_segment(1, 1)
         self.last_index = state.entries[-1].index if state.entries else state.snapshot_index
@@ -107,32 +136,16 @@ class WAL:
             self._carry[REC_SNAPSHOT] = marker + state.snapshot_data
         if state.hard_state != WalHardState(0, 0, 0):
             self._carry[REC_HARD_STATE] = _HARD_STATE.pack(*state.hard_state)
+        if len(names) > 1 and not set(self._carry) <= in_last:
+            # A power loss right after a roll can leave the new segment without the records carried
+            # into it (they were never synced). Appending to it as it is would let releasing the
+            # older segments take this member's identity, snapshot marker and vote with them.
+            self._write_carry()
+            self.sync()
         return state
 
     def _segments(self) -> list[str]:
-        return sorted(n for n in os.listdir(self.dir) if n.endswith(".wal"))
-
-    def _replay(self, path: str, state: WalState, repair: bool) -> None:
-        with open(path, "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos < len(data):
-            if pos + _HEADER.size > len(data):
-                break
-            length, crc, rtype = _HEADER.unpack_from(data, pos)
-            body_start = pos + _HEADER.size
-            body = data[body_start : body_start + length]
-            if len(body) < length or zlib.crc32(bytes([rtype]) + body) != crc:
-                break
-            _apply_record(state, rtype, body)
-            pos = body_start + length
-        if pos < len(data):
-            if not repair:
-                raise WalCorruptError(f"{path}: bad record at offset {pos}")
-            # A crash mid-append leaves a partial record at the very end: drop it.
-            with open(path, "r+b") as f:
-                f.truncate(pos)
-                os.fsync(f.fileno())
+        return sorted(n for n in self.files.listdir(self.dir) if n.endswith(".wal"))
 
     # ---------------------------------------------------------------- append
 
@@ -166,37 +179,35 @@ class WAL:
 
     def _write(self, blob: bytes) -> None:
         if blob:
-            os.write(self._fd, blob)
+            self.files.write(self._fd, blob)
             self._size += len(blob)
 
     def sync(self) -> None:
         """Make every append so far durable. Blocking: run it in a worker thread."""
-        os.fdatasync(self._fd)
+        self.files.fdatasync(self._fd)
 
     # -------------------------------------------------------------- segments
 
     def _start_segment(self, seq: int, first_index: int) -> None:
         path = os.path.join(self.dir, _segment_name(seq, first_index))
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = self.files.open_append(path, create=True)
         self._seq = seq
         self._size = 0
-        self._sync_dir()
+        self.files.fsync_dir(self.dir)
 
     def _roll(self, first_index: int) -> None:
-        os.fdatasync(self._fd)
-        os.close(self._fd)
+        # The segment being closed is complete for good: replay treats any damage in it as corruption.
+        self.files.fdatasync(self._fd)
+        self.files.close(self._fd)
+        self._fd = -1
         self._start_segment(self._seq + 1, first_index)
+        self._write_carry()
+
+    def _write_carry(self) -> None:
         # Metadata, then the snapshot marker, then the hard state: replay order restores each.
         carried = [_record(t, self._carry[t]) for t in (REC_METADATA, REC_SNAPSHOT, REC_HARD_STATE)
                    if t in self._carry]
         self._write(b"".join(carried))
-
-    def _sync_dir(self) -> None:
-        fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def release_to(self, index: int) -> int:
         """Delete segments whose entries all lie at or below `index` (after a durable snapshot there).
@@ -209,22 +220,66 @@ class WAL:
         for name, following in zip(names, names[1:], strict=False):
             _, next_first = _parse_name(following)
             if next_first - 1 <= index:
-                os.remove(os.path.join(self.dir, name))
+                self.files.remove(os.path.join(self.dir, name))
                 removed += 1
             else:
                 break
         if removed:
-            self._sync_dir()
+            self.files.fsync_dir(self.dir)
         return removed
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            self.files.close(self._fd)
             self._fd = -1
 
 
 def _record(rtype: int, body: bytes) -> bytes:
-    return _HEADER.pack(len(body), zlib.crc32(bytes([rtype]) + body), rtype) + body
+    frame = _FRAME.pack(len(body), zlib.crc32(body, zlib.crc32(bytes([rtype]))), rtype)
+    return frame + zlib.crc32(frame).to_bytes(4, "big") + body
+
+
+def _replay(path: str, data: bytes, state: WalState, last: bool, types: set[int]) -> int:
+    """Apply the records of one segment; returns where its valid records end (a torn tail follows).
+
+    Raises WalCorruptError for damage a crash mid-append cannot explain, or any damage if not `last`.
+    """
+    pos = 0
+    size = len(data)
+    while pos < size:
+        header_ok = False
+        end = pos + _HEADER.size
+        if end <= size:
+            length, crc, rtype, hcrc = _HEADER.unpack_from(data, pos)
+            header_ok = zlib.crc32(data[pos : pos + _FRAME.size]) == hcrc
+            if header_ok:
+                end += length
+                body = data[pos + _HEADER.size : end]
+                if end <= size and zlib.crc32(body, zlib.crc32(bytes([rtype]))) == crc:
+                    _apply_record(state, rtype, body)
+                    types.add(rtype)
+                    pos = end
+                    continue
+        if last and _is_torn(data, pos, end):
+            return pos
+        if end > size:
+            raise WalCorruptError(f"wal: unexpected EOF in {path} at offset {pos}")
+        raise WalCorruptError(f"walpb: crc mismatch in {path} at offset {pos}")
+    return pos
+
+
+def _is_torn(data: bytes, pos: int, end: int) -> bool:
+    """Whether the damaged record at `pos` (ending at `end`, or its header's end if the header is bad)
+    is what a crash in the middle of appending it leaves: cut off by the end of the file, or zeros
+    from a sector boundary inside it to the end of the file (the file grew, the data never landed).
+    Nothing but zeros may follow: a valid record after the damage means the damage is not a tail."""
+    if end > len(data):
+        return True
+    zeros_from = len(data[pos:].rstrip(b"\0")) + pos
+    if zeros_from <= pos:
+        return True
+    boundary = -(-zeros_from // SECTOR_BYTES) * SECTOR_BYTES
+    return boundary < end
 
 
 def _apply_record(state: WalState, rtype: int, body: bytes) -> None:

@@ -349,7 +349,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- torn WAL tail
 
-_RECORD_HEADER = struct.Struct(">IIB")  # length, crc32, type: storage/wal.py's record framing
+_RECORD_HEADER = struct.Struct(">IIBI")  # length, crc32, type, header crc32: storage/wal.py's framing
 _REC_ENTRY = 1
 
 
@@ -359,7 +359,7 @@ def wal_records(path: Path) -> list[tuple[int, int, int]]:
     out = []
     pos = 0
     while pos + _RECORD_HEADER.size <= len(data):
-        length, _, rtype = _RECORD_HEADER.unpack_from(data, pos)
+        length, _, rtype, _ = _RECORD_HEADER.unpack_from(data, pos)
         out.append((pos, _RECORD_HEADER.size + length, rtype))
         pos += _RECORD_HEADER.size + length
     return out
@@ -479,3 +479,30 @@ def test_wal_behind_the_applied_state_refuses_to_start(tmp_path: Path) -> None:
     after = sorted((p.relative_to(server.data_dir), p.stat().st_size)
                    for p in (server.data_dir / "member" / "wal").iterdir())
     assert after[:-1] == before[:-1]  # only the repaired torn tail may differ
+
+
+def data_dir_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_flipped_bytes_mid_segment_refuse_to_start_and_touch_nothing(tmp_path: Path) -> None:
+    """16 bytes flipped in the middle of the WAL (a bad disk, not a crash): etcd refuses to start with
+    `walpb: crc mismatch` and changes nothing; it must not cut the log at the damage and serve on."""
+    server = start_etcdpy(tmp_path)
+    try:
+        with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
+            put_keys(client, server.url, 200)
+    finally:
+        server.kill()
+    segment = last_segment(server)
+    data = bytearray(segment.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    segment.write_bytes(bytes(data))
+    before = data_dir_files(server.data_dir)
+    done = subprocess.run(server.argv, cwd=server.cwd, env=server.env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if "walpb: crc mismatch" in line]
+    assert len(lines) == 1, done.stderr[-2000:]
+    assert data_dir_files(server.data_dir) == before

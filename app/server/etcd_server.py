@@ -43,7 +43,8 @@ from etcdpy.storage.kv_types import (
     TxnResult,
 )
 from etcdpy.storage.mvcc import MVCCStore
-from etcdpy.storage.wal import WAL
+from etcdpy.storage.wal import SEGMENT_BYTES, WAL
+from etcdpy.storage.wal_files import OS_FILES, WalFiles
 from etcdpy.storage.write_txn import WriteTxn
 
 log = logging.getLogger("etcdpy.server")
@@ -60,10 +61,16 @@ class DataDirError(Exception):
 
 
 class EtcdServer:
-    def __init__(self, config: Config, *, joined: dict[str, Any] | None = None) -> None:
-        """Open the member's data; `joined` is the cluster as fetched from peers by a joining member."""
+    def __init__(self, config: Config, *, joined: dict[str, Any] | None = None,
+                 wal_files: WalFiles = OS_FILES, wal_segment_bytes: int = SEGMENT_BYTES) -> None:
+        """Open the member's data; `joined` is the cluster as fetched from peers by a joining member;
+        `wal_files` is the disk under the WAL (tests substitute one that loses power or fails)."""
         self.config = config
         self.member_dir = os.path.join(config.data_dir, "member")
+        # The WAL first: a damaged log refuses the start (WalCorruptError) before the database is opened,
+        # so every file is left as it was for inspection or restore.
+        self.wal = WAL(os.path.join(self.member_dir, "wal"), wal_segment_bytes, files=wal_files)
+        state = self.wal.open()
         self.store = MVCCStore(os.path.join(self.member_dir, "db"))
         self.membership = Membership(self.store)
         self.watch_service = WatchService(self.store, config.watch_progress_notify_interval_s)
@@ -71,8 +78,6 @@ class EtcdServer:
             self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose)
         self.applier = Applier(self.store, self.leases.lessor, self.watch_service.hub.notify,
                                self._apply_member_update)
-        self.wal = WAL(os.path.join(self.member_dir, "wal"))
-        state = self.wal.open()
         durable = max(self.wal.last_index, decode_snapshot_record(state.snapshot_data)[1])
         if self.store.applied_index > durable:
             # The log lost entries the database had applied (a disk that dropped synced data, or a WAL

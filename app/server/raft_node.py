@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -266,12 +267,17 @@ class RaftNode:
                     self._maybe_campaign_alone()
             except asyncio.CancelledError:
                 raise
+            except OSError as exc:
+                # The disk failed a write or a sync (EIO, ENOSPC): what was in flight may or may not be on
+                # disk, and after a failed fdatasync the page cache cannot be trusted either (retrying
+                # can report success for data that was dropped). Nothing in flight has been
+                # acknowledged; stop before anything is, as etcd does.
+                log.critical("disk failure persisting raft state, stopping the member: %s", exc)
+                os._exit(1)
             except Exception:
                 # A Ready that cannot be persisted or applied leaves this member in an unknown state;
                 # etcd panics here. Stop serving rather than acknowledge anything further.
                 log.critical("raft loop failed; stopping the member", exc_info=True)
-                import os
-
                 os._exit(1)
 
     def _maybe_campaign_alone(self) -> None:
