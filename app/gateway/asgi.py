@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from etcdpy.app.gateway import cluster, kv, lease
+from etcdpy.app.gateway import cluster, election, kv, lease, lock
 from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
@@ -23,8 +23,8 @@ _CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
 def gateway_routes() -> Routes:
     """Every `/v3/` route the gateway serves (`/v3beta/` is an alias), by service."""
     return Routes(
-        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS},
-        streams={"/v3/watch": watch_stream, **lease.STREAMS},
+        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS, **lock.RPCS, **election.RPCS},
+        streams={"/v3/watch": watch_stream, **lease.STREAMS, **lock.STREAMS, **election.STREAMS},
         own_preflight=frozenset({sse.SSE_PATH}),
     )
 
