@@ -28,7 +28,7 @@ from etcdpy.app import errors
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.app.server.watch_service import Session
 from etcdpy.storage.encoding import prefix_end  # a prefix ends in '/', so it has an end
-from etcdpy.storage.errors import LeaseNotFoundError
+from etcdpy.storage.errors import CompactedError, LeaseNotFoundError
 from etcdpy.storage.kv_types import (
     Compare,
     CompareResult,
@@ -209,6 +209,16 @@ class Coordinator:
         if not res.kvs:
             raise errors.server_error(errors.ELECTION_NO_LEADER)
         return res.kvs[0], res.revision
+
+    async def leader_at(self, name: bytes, revision: int) -> KeyValue | None:
+        """The leader as of an earlier revision (None without one, or when it was compacted)."""
+        req = _first_created(name + b"/")
+        req.revision = revision
+        try:
+            res = await self.server.range(req)
+        except CompactedError:
+            return None
+        return res.kvs[0] if res.kvs else None
 
     async def observe(self, name: bytes) -> AsyncIterator[tuple[KeyValue, int]]:
         """The leader now (or the first one to come), then every change: (leader kv, header revision).
