@@ -146,7 +146,11 @@ class Coordinator:
             await self._release(key, my_rev)
             raise
         # The key must still be ours (etcd's final check; its header is the one etcd answers with).
-        got = await self.server.range(RangeRequest(key))
+        try:
+            got = await self.server.range(RangeRequest(key))
+        except BaseException:
+            await self._release(key, my_rev)  # as etcd's Mutex does when this read fails
+            raise
         if not got.kvs or got.kvs[0].create_revision != my_rev:
             raise errors.server_error(errors.MUTEX_SESSION_EXPIRED)
         return Held(key, my_rev, got.revision)
