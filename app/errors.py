@@ -74,6 +74,13 @@ NOT_ENOUGH_STARTED = ("etcdserver: re-configuration failed due to not enough sta
 UNHEALTHY = ("etcdserver: unhealthy cluster", UNAVAILABLE)
 TRANSFER_TOO_LONG = ("etcdserver: request timed out, leader transfer took too long", UNAVAILABLE)
 
+# Locks and elections (etcd's v3lock and v3election). etcd serves them through its own client, so every
+# failure, a KV or lease error included, reaches the gateway as a plain error: gRPC code Unknown.
+MISSING_LEADER_KEY = ('"leader" field must be provided', UNKNOWN)
+ELECTION_NO_LEADER = ("election: no leader", UNKNOWN)
+ELECTION_NOT_LEADER = ("election: not leader", UNKNOWN)
+MUTEX_SESSION_EXPIRED = ("mutex: session is expired", UNKNOWN)
+
 
 def server_error(entry: tuple[str, int]) -> EtcdError:
     return EtcdError(*entry)
@@ -88,6 +95,13 @@ def to_etcd_error(exc: Exception) -> EtcdError:
         if found is not None:
             return EtcdError(*found)
     return EtcdError(str(exc) or type(exc).__name__, UNKNOWN)
+
+
+def via_client(exc: Exception) -> EtcdError:
+    """An error as etcd's lock and election services report it: the message of the error etcd's client
+    got, with code Unknown (they call the KV and lease services through a client, not directly)."""
+    err = to_etcd_error(exc)
+    return err if err.code == UNKNOWN else EtcdError(err.message, UNKNOWN)
 
 
 def grpc_message_too_large(size: int, limit: int) -> EtcdError:

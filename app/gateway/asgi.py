@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from etcdpy.app.gateway import cluster, kv, lease
+from etcdpy.app.gateway import cluster, election, election_sse, kv, lease, lock
 from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
@@ -23,9 +23,9 @@ _CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
 def gateway_routes() -> Routes:
     """Every `/v3/` route the gateway serves (`/v3beta/` is an alias), by service."""
     return Routes(
-        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS},
-        streams={"/v3/watch": watch_stream, **lease.STREAMS},
-        own_preflight=frozenset({sse.SSE_PATH}),
+        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS, **lock.RPCS, **election.RPCS},
+        streams={"/v3/watch": watch_stream, **lease.STREAMS, **lock.STREAMS, **election.STREAMS},
+        own_preflight=frozenset({sse.SSE_PATH, election_sse.SSE_PATH}),
     )
 
 
@@ -62,6 +62,7 @@ def create_api(server: EtcdServer | None) -> FastAPI:
     api.openapi = openapi  # type: ignore[method-assign]
     if server is None:
         sse.install(api, None, "*")
+        election_sse.install(api, None, "*")
         return api
     service = server.watch_service
     encoder = Encoder(server)
@@ -72,4 +73,5 @@ def create_api(server: EtcdServer | None) -> FastAPI:
     for path in ("/v3/watch", "/v3beta/watch"):
         api.add_api_websocket_route(path, ws_endpoint)
     sse.install(api, service, server.config.cors)
+    election_sse.install(api, server, server.config.cors)
     return api

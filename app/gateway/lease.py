@@ -33,11 +33,16 @@ def _new_lease_id(server: EtcdServer) -> int:
             return lease_id
 
 
+async def grant(server: EtcdServer, ttl: int, lease_id: int = 0) -> Lease:
+    """Grant a lease (id 0: the server picks one)."""
+    lease: Lease = await server.propose(LeaseGrantRequest(lease_id or _new_lease_id(server), ttl))
+    server.leases.lessor.settle(time.monotonic())
+    return lease
+
+
 async def lease_grant(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "LeaseGrantRequest")
-    lease_id = d.get("ID", 0) or _new_lease_id(server)
-    lease: Lease = await server.propose(LeaseGrantRequest(lease_id, d.get("TTL", 0)))
-    server.leases.lessor.settle(time.monotonic())
+    lease = await grant(server, d.get("TTL", 0), d.get("ID", 0))
     out: dict[str, Any] = {"header": server.header()}
     if lease.id:
         out["ID"] = str(lease.id)

@@ -220,6 +220,30 @@ MESSAGES: dict[str, list[Field]] = {
     "LeaseLeasesRequest": [],
     "LeaseStatus": [F("ID", 1, "int64")],
     "LeaseLeasesResponse": [F("header", 1, "ResponseHeader"), F("leases", 2, "LeaseStatus", repeated=True)],
+    # ------------------------------------------------------------------ lock and election
+    "LockRequest": [
+        F("name", 1, "bytes", doc="The lock's name; the owned key is `<name>/<lease in hex>`."),
+        F("lease", 2, "int64", doc="Lease that holds the lock; 0 grants a new 60 s lease (not kept alive)."),
+    ],
+    "LockResponse": [F("header", 1, "ResponseHeader"), F("key", 2, "bytes")],
+    "UnlockRequest": [F("key", 1, "bytes", doc="The key /v3/lock/lock answered.")],
+    "UnlockResponse": [F("header", 1, "ResponseHeader")],
+    "LeaderKey": [
+        F("name", 1, "bytes"), F("key", 2, "bytes"), F("rev", 3, "int64"), F("lease", 4, "int64"),
+    ],
+    "CampaignRequest": [
+        F("name", 1, "bytes", doc="The election's name; the leader key is `<name>/<lease in hex>`."),
+        F("lease", 2, "int64", doc="Lease of the candidacy; 0 grants a new 60 s lease (not kept alive)."),
+        F("value", 3, "bytes", doc="The value to proclaim once elected."),
+    ],
+    "CampaignResponse": [F("header", 1, "ResponseHeader"), F("leader", 2, "LeaderKey")],
+    "ProclaimRequest": [F("leader", 1, "LeaderKey"), F("value", 2, "bytes")],
+    "ProclaimResponse": [F("header", 1, "ResponseHeader")],
+    "LeaderRequest": [F("name", 1, "bytes")],
+    "LeaderResponse": [F("header", 1, "ResponseHeader"), F("kv", 2, "KeyValue")],
+    "LeaderStreamLine": [F("result", 1, "LeaderResponse")],
+    "ResignRequest": [F("leader", 1, "LeaderKey")],
+    "ResignResponse": [F("header", 1, "ResponseHeader")],
     # ------------------------------------------------------------------ cluster and maintenance
     "Member": [
         F("ID", 1, "uint64"),
@@ -305,5 +329,17 @@ RPCS: list[Rpc] = [
     Rpc("/v3/kv/lease/timetolive", "LeaseTimeToLiveRequest", "LeaseTimeToLiveResponse",
         "Alias of /v3/lease/timetolive."),
     Rpc("/v3/lease/leases", "LeaseLeasesRequest", "LeaseLeasesResponse", "List all leases."),
+    Rpc("/v3/lock/lock", "LockRequest", "LockResponse",
+        "Block until the named lock is held; answers the owned key (ends if the lease does)."),
+    Rpc("/v3/lock/unlock", "UnlockRequest", "UnlockResponse", "Release a lock: delete its key."),
+    Rpc("/v3/election/campaign", "CampaignRequest", "CampaignResponse",
+        "Block until elected leader; answers the leader key (ends if the lease does)."),
+    Rpc("/v3/election/proclaim", "ProclaimRequest", "ProclaimResponse",
+        "As the leader, announce a new value without another election."),
+    Rpc("/v3/election/leader", "LeaderRequest", "LeaderResponse", "The current leader's key and value."),
+    Rpc("/v3/election/observe", "LeaderRequest", "LeaderStreamLine",
+        "Stream the leader and each change of it, one `{\"result\":LeaderResponse}` line each."),
+    Rpc("/v3/election/resign", "ResignRequest", "ResignResponse",
+        "Give up leadership (or a candidacy): delete the leader key."),
     Rpc("/v3/kv/lease/leases", "LeaseLeasesRequest", "LeaseLeasesResponse", "Alias of /v3/lease/leases."),
 ]
