@@ -130,6 +130,8 @@ def _decode_int(raw: Any, kind: str, go_type: str = "") -> int:
             raw = parse_number_text(text)
         except JsonSyntaxError as exc:
             raise DecodeError(str(exc)) from None
+        if raw is None:  # `"null"`: Go unmarshals the text null into an integer as "leave it zero"
+            return 0
         if isinstance(raw, str) and not isinstance(raw, FloatText):
             raise _type_error(raw, go_type)
         return _decode_int(raw, kind, go_type)
@@ -177,9 +179,11 @@ def _decode_scalar(raw: Any, kind: str) -> Any:
 def _decode_enum(raw: Any, kind: str) -> int:
     enum = ENUMS[kind]
     if isinstance(raw, str) and not isinstance(raw, FloatText):
-        value = enum.values.get(raw)
+        # jsonpb looks the name up by the bytes between the quotes, escapes not undone.
+        text = raw.raw if isinstance(raw, RawStr) else raw.encode("utf-8")
+        value = enum.values.get(text.decode("utf-8", "replace"))
         if value is None:
-            raise DecodeError(f'unknown value "{raw}" for enum {enum.go_name}')
+            raise DecodeError(f"unknown value {go_quote(text)} for enum {enum.go_name}")
         return value
     if isinstance(raw, (bool, list, dict)):
         raise _type_error(raw, enum.go_name)
@@ -196,15 +200,55 @@ def decode_message(obj: Any, name: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise _type_error(obj, "map[string]json.RawMessage")
     out: dict[str, Any] = {}
-    # Go decodes fields in declaration order, so the first error reported is the first field's.
-    for field in MESSAGES[name]:
-        raw = obj.get(field.name)
+    # jsonpb decodes the plain fields in declaration order, then the oneof members, so the first error
+    # reported is the first such field's. Given both spellings of a field it takes the lowerCamelCase
+    # one, whatever its value (null included) and wherever it stands.
+    for field in _DECODE_ORDER[name]:
+        if field.json_name in obj:
+            raw = obj[field.json_name]
+        elif field.name in obj:
+            raw = obj[field.name]
+        else:
+            continue
         if raw is None:
-            raw = obj.get(field.json_name)
-            if raw is None:
-                continue
+            if field.oneof and not field.is_message:
+                # A oneof member given as null is still the member that is set, holding its zero value.
+                out[field.name] = b"" if field.kind == "bytes" else 0
+            continue
         out[field.name] = _decode_field(raw, field)
     return out
+
+
+def _decode_order(fields: list[Field]) -> list[Field]:
+    return [f for f in fields if not f.oneof] + [f for f in fields if f.oneof]
+
+
+_DECODE_ORDER = {name: _decode_order(fields) for name, fields in MESSAGES.items()}
+
+
+def go_quote(text: bytes) -> str:
+    """Go's %q of a byte string (strconv.Quote): printable runes as they are, the rest escaped."""
+    out = ['"']
+    decoded = text.decode("utf-8", "surrogateescape")
+    for ch in decoded:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # an invalid UTF-8 byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 def _decode_field(raw: Any, field: Field) -> Any:

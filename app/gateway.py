@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import codec
 from app.codec import DecodeError
@@ -25,6 +25,7 @@ from app.errors import (
     REQUEST_TOO_LARGE,
     EtcdError,
     grpc_message_too_large,
+    internal_error,
     to_etcd_error,
 )
 from app.server import EtcdServer
@@ -42,6 +43,7 @@ _JSON_ERR = [(b"content-type", b"application/json"), *CORS]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff"), *CORS]
 
 GRPC_OVERHEAD = 512 * 1024  # etcd's gRPC receive limit is max-request-bytes plus this
+BODY_READ_CAP = 64 * 1024 * 1024
 # Raft wraps a request with a header and a oneof tag before etcd checks its size against
 # --max-request-bytes; this is a close bound on those bytes.
 RAFT_REQUEST_OVERHEAD = 16
@@ -169,9 +171,10 @@ class Gateway:
     def __init__(self, server: EtcdServer, fallback: ASGIApp) -> None:
         self.server = server
         self.fallback = fallback
-        # A JSON body can be ~4/3 of its proto size (base64); beyond twice the gRPC limit no request
-        # can be valid, so stop reading there.
-        self.body_limit = 2 * (server.config.max_request_bytes + GRPC_OVERHEAD) + 1024
+        # etcd's gateway reads the whole body and reports the decoded message's real size when it is
+        # over the gRPC limit (unknown fields and whitespace do not count). Read that far and more
+        # (a body can be mostly padding), but not without bound: past this, report the limit itself.
+        self.body_limit = max(BODY_READ_CAP, 16 * (server.config.max_request_bytes + GRPC_OVERHEAD))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,7 +202,7 @@ class Gateway:
             elif scope["method"] != "POST":
                 await respond(send, 405, b"Method Not Allowed\n", _TEXT)
             else:
-                await stream(self.server, scope, receive, send)
+                await self._stream(stream, path, scope, receive, send)
             return
         if scope["method"] != "POST":
             await respond(send, 405, b"Method Not Allowed\n", _TEXT)
@@ -224,7 +227,28 @@ class Gateway:
         except (EtcdError, StorageError) as exc:
             await respond_error(send, to_etcd_error(exc))
             return
+        except Exception as exc:  # noqa: BLE001 - a bug must still get an answer in etcd's shape
+            await respond_error(send, internal_error(exc, path))
+            return
         await respond(send, 200, codec.dumps(payload), _JSON_OK)
+
+    async def _stream(self, stream: StreamHandler, path: str, scope: Scope, receive: Receive,
+                      send: Send) -> None:
+        """Run a streaming RPC; an exception it did not expect still gets etcd's error shape if no
+        answer has started (after that, the stream just ends)."""
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await stream(self.server, scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            err = internal_error(exc, path)
+            if not started:
+                await respond_error(send, err)
 
     async def _outside_v3(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         if path in ("/v3", "/v3beta"):

@@ -206,7 +206,9 @@ def _precheck(txn: WriteTxn, req: TxnRequest, path: dict[int, bool], lease_exist
         elif isinstance(op, RangeRequest):
             if op.revision > txn.revision:
                 raise FutureRevisionError()
-            if 0 < op.revision < txn.store.compact_revision:
+            # etcd's checkRequestRange: any revision but 0 below the first one is compacted, negative
+            # ones included (a store never compacted has first revision -1).
+            if op.revision and op.revision < txn.store.first_revision:
                 raise CompactedError()
         elif isinstance(op, TxnRequest):
             _precheck(txn, op, path, lease_exists)
@@ -240,11 +242,13 @@ _UNION_OF_TARGET = {
 
 
 def _compare_kv(cmp: Compare, kv: KeyValue) -> bool:
-    matches = cmp.union == _UNION_OF_TARGET[cmp.target]
+    # etcd's compareKV: a target number outside the enum compares as equal, and a result number
+    # outside it holds whatever the comparison gave (both are switches without a default).
+    matches = cmp.union == _UNION_OF_TARGET.get(cmp.target)
     if cmp.target == CompareTarget.VALUE:
         left: int | bytes = kv.value
         right: int | bytes = cmp.operand if matches else b""
-    else:
+    elif cmp.target in _UNION_OF_TARGET:
         left = {
             CompareTarget.VERSION: kv.version,
             CompareTarget.CREATE: kv.create_revision,
@@ -252,6 +256,8 @@ def _compare_kv(cmp: Compare, kv: KeyValue) -> bool:
             CompareTarget.LEASE: kv.lease,
         }[cmp.target]
         right = cmp.operand if matches else 0
+    else:
+        left = right = 0
     result = (left > right) - (left < right)  # type: ignore[operator]
     if cmp.result == CompareResult.EQUAL:
         return result == 0
@@ -259,4 +265,6 @@ def _compare_kv(cmp: Compare, kv: KeyValue) -> bool:
         return result != 0
     if cmp.result == CompareResult.GREATER:
         return result > 0
-    return result < 0
+    if cmp.result == CompareResult.LESS:
+        return result < 0
+    return True
