@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 import orjson
@@ -442,7 +443,11 @@ def _response_op(res: RangeResult | PutResult | DeleteRangeResult | TxnResult) -
 
 
 def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        # orjson stops at 255 levels; a txn nested 128 deep (etcd's limit) answers ~390 levels deep.
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def error_json(message: str, code: int) -> bytes:

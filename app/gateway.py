@@ -221,6 +221,7 @@ class Gateway:
                     payload = await asyncio.wait_for(handler(self.server, body), timeout)
                 except TimeoutError:
                     raise DEADLINE from None
+            answer = codec.dumps(payload)
         except DecodeError as exc:
             await respond_error(send, EtcdError(str(exc), INVALID_ARGUMENT))
             return
@@ -230,7 +231,7 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - a bug must still get an answer in etcd's shape
             await respond_error(send, internal_error(exc, path))
             return
-        await respond(send, 200, codec.dumps(payload), _JSON_OK)
+        await respond(send, 200, answer, _JSON_OK)
 
     async def _stream(self, stream: StreamHandler, path: str, scope: Scope, receive: Receive,
                       send: Send) -> None:
