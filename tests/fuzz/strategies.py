@@ -132,7 +132,8 @@ def int_value(draw: st.DrawFn, field: Field) -> Raw:
         lease = draw(st.sampled_from((0, *LEASE_IDS)))
         return dumps(str(lease)) if draw(st.booleans()) else dumps(lease)
     if field.name == "TTL":
-        ttl = draw(st.sampled_from([3600, 100000, 9_000_000_000, 9_000_000_001, -5, 0]))
+        # Small TTLs are raised to etcd's minimum; a session lasts far less than that, so none expires.
+        ttl = draw(st.sampled_from([3600, 100000, 9_000_000_000, 9_000_000_001, -5, 0, 1, 5]))
         return dumps(ttl)
     number = draw(st.integers(min_value=-3, max_value=5) | st.sampled_from([128, 129, 2**31, 2**63 - 1]))
     return dumps(str(number)) if draw(st.booleans()) else dumps(number)
@@ -260,6 +261,9 @@ def body_for(draw: st.DrawFn, rpc: Rpc) -> bytes:
         return draw(deep_value())
     # Per request, how odd its fields are: none (so txn semantics get exercised), some, many.
     body = draw(message_body(rpc.message, noise=draw(st.sampled_from([0, 1, 3]))))
+    if rpc.path.endswith("keepalive") and draw(st.integers(0, 3)) == 3:
+        # A keepalive body is a stream of request objects, one answer line each.
+        body += draw(st.sampled_from([b"", b"\n", b" "])) + draw(message_body(rpc.message, noise=1))
     if shape == 16:  # trailing data: Go's decoder reads the first value only
         body += draw(st.sampled_from([b" ", b"x", b"{}", b"\n{", b"\xff", b"]"]))
     elif shape == 15 and len(body) > 2:  # truncated
@@ -282,12 +286,12 @@ SETUP_PUTS = st.lists(st.tuples(st.sampled_from(KEY_NAMES[:4]), st.binary(max_si
 
 @st.composite
 def session(draw: st.DrawFn, rpcs: list[Rpc] = ALL_RPCS) -> list[Step]:
-    """A few plain puts (so reads and compares find keys) followed by 1-3 generated requests."""
+    """A few plain puts (so reads and compares find keys) followed by 1-5 generated requests."""
     steps = [Step("/v3/kv/put", {"key": base64.b64encode(k).decode(), "value": base64.b64encode(v).decode()},
                   expect=200)
              for k, v in draw(SETUP_PUTS)]
     if draw(st.integers(0, 3)) == 0:
         lease = draw(st.sampled_from(LEASE_IDS[:3]))
         steps.append(Step("/v3/lease/grant", {"ID": lease, "TTL": 3600}, expect=200))
-    steps.extend(draw(st.lists(request(rpcs), min_size=1, max_size=3)))
+    steps.extend(draw(st.lists(request(rpcs), min_size=1, max_size=5)))
     return steps

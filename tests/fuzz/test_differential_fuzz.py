@@ -1,7 +1,7 @@
 """Generative differential fuzzing: hypothesis sessions of KV and lease requests, valid and mutated,
 sent in lockstep to real etcd 3.4 and to etcdpy; every answer and the resulting state must match.
 
-    pytest tests/fuzz                          # CI budget (FUZZ_EXAMPLES, default 150 sessions)
+    pytest tests/fuzz                          # CI budget (FUZZ_EXAMPLES, default 400 sessions)
     FUZZ_EXAMPLES=5000 pytest tests/fuzz       # a long run
 
 A failure shows both answers for every step, and the shrunk session is written as a regressions.json
@@ -25,7 +25,7 @@ from tests.fuzz.strategies import session
 HERE = Path(__file__).parent
 REGRESSIONS = load_cases(HERE / "regressions.json")
 FAILURES = Path(os.environ.get("FUZZ_FAILURES_DIR", HERE.parent.parent / ".fuzz-failures"))
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
 
 
 def _keep(steps: list, report: str) -> None:
