@@ -199,10 +199,11 @@ def _precheck(txn: WriteTxn, req: TxnRequest, path: dict[int, bool], lease_exist
     """etcd checks the taken path against the pre-txn state so that a failing op leaves nothing written."""
     for op in req.success if path[id(req)] else req.failure:
         if isinstance(op, PutRequest):
-            if op.lease and not lease_exists(op.lease):
-                raise LeaseNotFoundError()
+            # etcd's checkRequestPut looks for the key before the lease (a plain put, the other way round).
             if (op.ignore_value or op.ignore_lease) and txn.get(op.key) is None:
                 raise KeyNotFoundError()
+            if op.lease and not lease_exists(op.lease):
+                raise LeaseNotFoundError()
         elif isinstance(op, RangeRequest):
             if op.revision > txn.revision:
                 raise FutureRevisionError()

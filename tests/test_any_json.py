@@ -301,3 +301,10 @@ def test_sse_parameter_errors_use_etcds_error_object(query: str) -> None:
     body = resp.json()
     assert set(body) == {"error", "message", "code"} and body["code"] == 3
     assert body["error"] == body["message"] and query.split("=")[0] in body["message"]
+
+
+def test_txn_put_reports_a_missing_key_before_a_missing_lease(store: MVCCStore) -> None:
+    from storage.errors import KeyNotFoundError
+
+    with pytest.raises(KeyNotFoundError):
+        _txn(store, TxnRequest(success=[PutRequest(key=b"k", lease=1, ignore_value=True)]))
