@@ -3,8 +3,8 @@
 Requests: each field under its proto name or lowerCamelCase name (the latter wins when both are given),
 int64 as number or string (`"null"` = zero), bytes as padded standard base64, enums by name or any int32,
 unknown fields ignored, `null` = absent (but a null oneof member is set); failures carry the Go texts
-etcd's gateway gives, first for the first field jsonpb decodes. Responses: proto field order, int64 as strings, bytes as base64,
-enums by name, zero values omitted, compact.
+etcd's gateway gives, first for the first field jsonpb decodes. Responses: proto field order, int64 as
+strings, bytes as base64, enums by name, zero values omitted, compact.
 """
 
 from __future__ import annotations
