@@ -6,7 +6,11 @@ from the gRPC code by grpc-gateway v1's table.
 
 from __future__ import annotations
 
+import logging
+
 from etcdpy.storage import errors as se
+
+log = logging.getLogger("etcdpy.errors")
 
 # gRPC code -> HTTP status (grpc-gateway v1 runtime.HTTPStatusFromCode).
 HTTP_STATUS = {
@@ -106,3 +110,15 @@ def via_client(exc: Exception) -> EtcdError:
 
 def grpc_message_too_large(size: int, limit: int) -> EtcdError:
     return EtcdError(f"grpc: received message larger than max ({size} vs. {limit})", RESOURCE_EXHAUSTED)
+
+
+def internal_error(exc: BaseException, where: str) -> EtcdError:
+    """An exception no handler expected: one log line (not a traceback per request) and the answer
+    etcd's gateway gives for an error gRPC reports without a status, code 2 (Unknown), HTTP 500."""
+    text = str(exc) or type(exc).__name__
+    origin = exc.__traceback__
+    while origin is not None and origin.tb_next is not None:
+        origin = origin.tb_next
+    at = f" at {origin.tb_frame.f_code.co_filename}:{origin.tb_lineno}" if origin is not None else ""
+    log.error("%s: unexpected %s: %.200s%s", where, type(exc).__name__, text, at)
+    return EtcdError(text, UNKNOWN)

@@ -83,6 +83,8 @@ class MVCCStore:
         # etcd's first revision is 1: a fresh store answers reads with header revision 1.
         self.current_revision = max(1, _read_u64(self.meta.get(META_CURRENT_REV)))
         self.compact_revision = _read_u64(self.meta.get(META_COMPACT_REV))
+        # etcd's compactMainRev: -1 until the first compaction, which may be at revision 0.
+        self.first_revision = self.compact_revision if self.meta.get(META_COMPACT_REV) is not None else -1
 
     def replace_with(self, build: Callable[[str], None]) -> None:
         """Swap in a whole new database (a snapshot from the leader): close, let `build` write the new
@@ -211,7 +213,7 @@ class MVCCStore:
 
     def schedule_compaction(self, rev: int, index: int) -> None:
         """Logically compact at `rev`: reads below it fail from now on; physical deletion follows."""
-        if rev <= self.compact_revision:
+        if rev <= self.first_revision:
             raise CompactedError()
         if rev > self.current_revision:
             raise FutureRevisionError()
@@ -221,7 +223,7 @@ class MVCCStore:
         batch.put(META_COMPACT_SCHEDULED, _u64(rev), meta)
         batch.put(META_COMPACT_CURSOR, b"", meta)
         self.commit_batch(batch, index, self.current_revision)
-        self.compact_revision = rev
+        self.compact_revision = self.first_revision = rev
 
     @property
     def compaction_pending(self) -> bool:

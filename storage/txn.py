@@ -199,14 +199,17 @@ def _precheck(txn: WriteTxn, req: TxnRequest, path: dict[int, bool], lease_exist
     """etcd checks the taken path against the pre-txn state so that a failing op leaves nothing written."""
     for op in req.success if path[id(req)] else req.failure:
         if isinstance(op, PutRequest):
-            if op.lease and not lease_exists(op.lease):
-                raise LeaseNotFoundError()
+            # etcd's checkRequestPut looks for the key before the lease (a plain put, the other way round).
             if (op.ignore_value or op.ignore_lease) and txn.get(op.key) is None:
                 raise KeyNotFoundError()
+            if op.lease and not lease_exists(op.lease):
+                raise LeaseNotFoundError()
         elif isinstance(op, RangeRequest):
             if op.revision > txn.revision:
                 raise FutureRevisionError()
-            if 0 < op.revision < txn.store.compact_revision:
+            # etcd's checkRequestRange: any revision but 0 below the first one is compacted, negative
+            # ones included (a store never compacted has first revision -1).
+            if op.revision and op.revision < txn.store.first_revision:
                 raise CompactedError()
         elif isinstance(op, TxnRequest):
             _precheck(txn, op, path, lease_exists)
@@ -240,11 +243,13 @@ _UNION_OF_TARGET = {
 
 
 def _compare_kv(cmp: Compare, kv: KeyValue) -> bool:
-    matches = cmp.union == _UNION_OF_TARGET[cmp.target]
+    # etcd's compareKV: a target number outside the enum compares as equal, and a result number
+    # outside it holds whatever the comparison gave (both are switches without a default).
+    matches = cmp.union == _UNION_OF_TARGET.get(cmp.target)
     if cmp.target == CompareTarget.VALUE:
         left: int | bytes = kv.value
         right: int | bytes = cmp.operand if matches else b""
-    else:
+    elif cmp.target in _UNION_OF_TARGET:
         left = {
             CompareTarget.VERSION: kv.version,
             CompareTarget.CREATE: kv.create_revision,
@@ -252,6 +257,8 @@ def _compare_kv(cmp: Compare, kv: KeyValue) -> bool:
             CompareTarget.LEASE: kv.lease,
         }[cmp.target]
         right = cmp.operand if matches else 0
+    else:
+        left = right = 0
     result = (left > right) - (left < right)  # type: ignore[operator]
     if cmp.result == CompareResult.EQUAL:
         return result == 0
@@ -259,4 +266,6 @@ def _compare_kv(cmp: Compare, kv: KeyValue) -> bool:
         return result != 0
     if cmp.result == CompareResult.GREATER:
         return result > 0
-    return result < 0
+    if cmp.result == CompareResult.LESS:
+        return result < 0
+    return True

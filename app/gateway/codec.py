@@ -1,15 +1,17 @@
 """The one codec for etcd's JSON conventions.
 
-Requests: each field under its proto name or lowerCamelCase name, int64 as number or string, bytes as
-padded standard base64, enums by name or number, unknown fields ignored, `null` = absent; failures carry
-the Go texts etcd's gateway gives. Responses: proto field order, int64 as strings, bytes as base64,
-enums by name, zero values omitted, compact.
+Requests: each field under its proto name or lowerCamelCase name (the latter wins when both are given),
+int64 as number or string (`"null"` = zero), bytes as padded standard base64, enums by name or any int32,
+unknown fields ignored, `null` = absent (but a null oneof member is set); failures carry the Go texts
+etcd's gateway gives, first for the first field jsonpb decodes. Responses: proto field order, int64 as
+strings, bytes as base64, enums by name, zero values omitted, compact.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 import orjson
@@ -137,6 +139,8 @@ def _decode_int(raw: Any, kind: str, go_type: str = "") -> int:
             raw = parse_number_text(text)
         except JsonSyntaxError as exc:
             raise DecodeError(str(exc)) from None
+        if raw is None:  # `"null"`: Go unmarshals the text null into an integer as "leave it zero"
+            return 0
         if isinstance(raw, str) and not isinstance(raw, FloatText):
             raise _type_error(raw, go_type)
         return _decode_int(raw, kind, go_type)
@@ -184,9 +188,11 @@ def _decode_scalar(raw: Any, kind: str) -> Any:
 def _decode_enum(raw: Any, kind: str) -> int:
     enum = ENUMS[kind]
     if isinstance(raw, str) and not isinstance(raw, FloatText):
-        value = enum.values.get(raw)
+        # jsonpb looks the name up by the bytes between the quotes, escapes not undone.
+        text = raw.raw if isinstance(raw, RawStr) else raw.encode("utf-8")
+        value = enum.values.get(text.decode("utf-8", "replace"))
         if value is None:
-            raise DecodeError(f'unknown value "{raw}" for enum {enum.go_name}')
+            raise DecodeError(f"unknown value {go_quote(text)} for enum {enum.go_name}")
         return value
     if isinstance(raw, (bool, list, dict)):
         raise _type_error(raw, enum.go_name)
@@ -203,15 +209,55 @@ def decode_message(obj: Any, name: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise _type_error(obj, "map[string]json.RawMessage")
     out: dict[str, Any] = {}
-    # Go decodes fields in declaration order, so the first error reported is the first field's.
-    for field in MESSAGES[name]:
-        raw = obj.get(field.name)
+    # jsonpb decodes the plain fields in declaration order, then the oneof members, so the first error
+    # reported is the first such field's. Given both spellings of a field it takes the lowerCamelCase
+    # one, whatever its value (null included) and wherever it stands.
+    for field in _DECODE_ORDER[name]:
+        if field.json_name in obj:
+            raw = obj[field.json_name]
+        elif field.name in obj:
+            raw = obj[field.name]
+        else:
+            continue
         if raw is None:
-            raw = obj.get(field.json_name)
-            if raw is None:
-                continue
+            if field.oneof and not field.is_message:
+                # A oneof member given as null is still the member that is set, holding its zero value.
+                out[field.name] = b"" if field.kind == "bytes" else 0
+            continue
         out[field.name] = _decode_field(raw, field)
     return out
+
+
+def _decode_order(fields: list[Field]) -> list[Field]:
+    return [f for f in fields if not f.oneof] + [f for f in fields if f.oneof]
+
+
+_DECODE_ORDER = {name: _decode_order(fields) for name, fields in MESSAGES.items()}
+
+
+def go_quote(text: bytes) -> str:
+    """Go's %q of a byte string (strconv.Quote): printable runes as they are, the rest escaped."""
+    out = ['"']
+    decoded = text.decode("utf-8", "surrogateescape")
+    for ch in decoded:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # an invalid UTF-8 byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 def _decode_field(raw: Any, field: Field) -> Any:
@@ -405,7 +451,11 @@ def _response_op(res: RangeResult | PutResult | DeleteRangeResult | TxnResult) -
 
 
 def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        # orjson stops at 255 levels; a txn nested 128 deep (etcd's limit) answers ~390 levels deep.
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def error_json(message: str, code: int) -> bytes:

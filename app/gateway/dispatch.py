@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from etcdpy.app.errors import (
     DEADLINE_EXCEEDED,
     INVALID_ARGUMENT,
     EtcdError,
     grpc_message_too_large,
+    internal_error,
     to_etcd_error,
 )
 from etcdpy.app.gateway import codec
@@ -42,6 +43,7 @@ _JSON_ERR = [(b"content-type", b"application/json"), *CORS]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff"), *CORS]
 
 GRPC_OVERHEAD = 512 * 1024  # etcd's gRPC receive limit is max-request-bytes plus this
+BODY_READ_CAP = 64 * 1024 * 1024
 
 Handler = Callable[[EtcdServer, bytes], Awaitable[dict[str, Any]]]
 StreamHandler = Callable[[EtcdServer, Scope, Receive, Send], Awaitable[None]]
@@ -122,9 +124,10 @@ class Gateway:
         self.server = server
         self.fallback = fallback
         self.routes = routes
-        # A JSON body can be ~4/3 of its proto size (base64); beyond twice the gRPC limit no request
-        # can be valid, so stop reading there.
-        self.body_limit = 2 * (server.config.max_request_bytes + GRPC_OVERHEAD) + 1024
+        # etcd's gateway reads the whole body and reports the decoded message's real size when it is
+        # over the gRPC limit (unknown fields and whitespace do not count). Read that far and more
+        # (a body can be mostly padding), but not without bound: past this, report the limit itself.
+        self.body_limit = max(BODY_READ_CAP, 16 * (server.config.max_request_bytes + GRPC_OVERHEAD))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -152,7 +155,7 @@ class Gateway:
             elif scope["method"] != "POST":
                 await respond(send, 405, b"Method Not Allowed\n", _TEXT)
             else:
-                await stream(self.server, scope, receive, send)
+                await self._stream(stream, path, scope, receive, send)
             return
         if scope["method"] != "POST":
             await respond(send, 405, b"Method Not Allowed\n", _TEXT)
@@ -171,13 +174,35 @@ class Gateway:
                     payload = await asyncio.wait_for(handler(self.server, body), timeout)
                 except TimeoutError:
                     raise DEADLINE from None
+            answer = codec.dumps(payload)
         except DecodeError as exc:
             await respond_error(send, EtcdError(str(exc), INVALID_ARGUMENT))
             return
         except (EtcdError, StorageError) as exc:
             await respond_error(send, to_etcd_error(exc))
             return
-        await respond(send, 200, codec.dumps(payload), _JSON_OK)
+        except Exception as exc:  # noqa: BLE001 - a bug must still get an answer in etcd's shape
+            await respond_error(send, internal_error(exc, path))
+            return
+        await respond(send, 200, answer, _JSON_OK)
+
+    async def _stream(self, stream: StreamHandler, path: str, scope: Scope, receive: Receive,
+                      send: Send) -> None:
+        """Run a streaming RPC; an exception it did not expect still gets etcd's error shape if no
+        answer has started (after that, the stream just ends)."""
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await stream(self.server, scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            err = internal_error(exc, path)
+            if not started:
+                await respond_error(send, err)
 
     async def _outside_v3(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         if path in ("/v3", "/v3beta"):

@@ -8,7 +8,10 @@ scanner states. Well-formed bodies take the fast path through orjson.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
+import sys
 from typing import Any
 
 import orjson
@@ -29,6 +32,35 @@ class RawStr(str):
 
 
 _WS = b" \t\r\n"
+# Go's scanner refuses a value nested deeper than this ("exceeded max depth").
+MAX_DEPTH = 10000
+# Parsing and decoding recurse once per nesting level (a few frames each); with MAX_DEPTH bounding
+# the depth, this limit makes a RecursionError impossible. Python 3.11 runs Python-to-Python calls
+# without growing the C stack, so a high limit costs nothing until it is used.
+_RECURSION_NEEDED = 8 * MAX_DEPTH + 1000
+if sys.getrecursionlimit() < _RECURSION_NEEDED:
+    sys.setrecursionlimit(_RECURSION_NEEDED)
+
+
+def _go_replace(exc: UnicodeError) -> tuple[str, int]:
+    """Go replaces every byte of invalid UTF-8 with U+FFFD (Python's "replace" does so per sequence)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "\ufffd" * (exc.end - exc.start), exc.end
+
+
+codecs.register_error("go-replace", _go_replace)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def go_unquote(text: bytes) -> str:
+    """The contents of a JSON string (between the quotes) as Go decodes them: invalid UTF-8 and
+    lone surrogate escapes (`\\ud800`) become U+FFFD."""
+    decoded = text.decode("utf-8", "go-replace")
+    if "\\" not in decoded:
+        return decoded
+    # json.loads pairs valid surrogate escapes; any surrogate left over is a lone one.
+    return _LONE_SURROGATE.sub("\ufffd", json.loads('"' + decoded + '"'))
 
 
 def parse_body(body: bytes) -> Any:
@@ -88,6 +120,7 @@ class _Scanner:
         self.data = data
         self.pos = 0
         self.whole = whole
+        self.depth = 0
 
     def parse(self) -> Any:
         self._skip_ws()
@@ -124,12 +157,19 @@ class _Scanner:
             return self._literal()
         raise self._fail("looking for beginning of value")
 
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self._fail("exceeded max depth")
+
     def _object(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        self._enter()
         self.pos += 1
         self._skip_ws()
         if self._peek() == ord("}"):
             self.pos += 1
+            self.depth -= 1
             return out
         while True:
             self._skip_ws()
@@ -149,15 +189,18 @@ class _Scanner:
                 continue
             if c == ord("}"):
                 self.pos += 1
+                self.depth -= 1
                 return out
             raise self._fail("after object key:value pair")
 
     def _array(self) -> list[Any]:
         out: list[Any] = []
+        self._enter()
         self.pos += 1
         self._skip_ws()
         if self._peek() == ord("]"):
             self.pos += 1
+            self.depth -= 1
             return out
         while True:
             self._skip_ws()
@@ -169,6 +212,7 @@ class _Scanner:
                 continue
             if c == ord("]"):
                 self.pos += 1
+                self.depth -= 1
                 return out
             raise self._fail("after array element")
 
@@ -180,7 +224,7 @@ class _Scanner:
             if c == ord('"'):
                 self.pos += 1
                 text = self.data[start : self.pos]
-                value = RawStr(json.loads(text) if b"\\" in text else text[1:-1].decode("utf-8", "replace"))
+                value = RawStr(go_unquote(text[1:-1]))
                 value.raw = text[1:-1]
                 return value
             if c == ord("\\"):

@@ -1,7 +1,8 @@
 """Applies committed log entries to MVCC, in order, each in one write batch with its index.
 
-The result of an entry (or the error it failed with) goes back to whoever waits on its request id; an
-entry at or below the store's applied index was applied before a crash and is skipped.
+The result of an entry (or the etcd error it failed with) goes back to whoever waits on its request id;
+an entry at or below the store's applied index was applied before a crash and is skipped. Any other
+exception stops the member without marking the entry applied, as etcd panics.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from etcdpy.app.server import commands
 from etcdpy.app.server.membership import MemberUpdateRequest
 from etcdpy.storage import txn as txn_eval
-from etcdpy.storage.errors import LeaseNotFoundError
+from etcdpy.storage.errors import LeaseNotFoundError, StorageError
 from etcdpy.storage.kv_types import (
     CompactionRequest,
     CompactionResult,
@@ -27,6 +28,15 @@ from etcdpy.storage.write_txn import WriteTxn
 
 EventSink = Callable[[list[Event], int], None]
 MemberUpdater = Callable[[int, MemberUpdateRequest], Any]
+
+
+class ApplyFailed(Exception):
+    """Applying a committed entry raised something other than an etcd apply error: the member must
+    stop (the Raft loop exits the process) with the entry not marked applied, so a restart retries it."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"applying entry {index} failed")
+        self.index = index
 
 
 class Applier:
@@ -47,9 +57,15 @@ class Applier:
         request_id, cmd = commands.decode(data)
         try:
             return request_id, self._execute(index, cmd)
-        except Exception as exc:  # noqa: BLE001 - the waiting request reports it; the entry is consumed
+        except StorageError as exc:
+            # etcd's apply errors (lease not found, compacted, ...): the waiting request reports it and
+            # the entry is consumed, having changed nothing.
             self.store.record_applied(index)
             return request_id, exc
+        except Exception as exc:
+            # Anything else is a bug with the entry's effect unknown. etcd panics; marking the entry
+            # applied would let this member (and only this one) skip it for good, so stop instead.
+            raise ApplyFailed(index) from exc
 
     def apply_noop(self, index: int) -> None:
         if index > self.store.applied_index:

@@ -28,6 +28,8 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -195,8 +197,27 @@ def _bad_request(message: str, cors: list[tuple[bytes, bytes]]) -> JSONResponse:
     return JSONResponse({"error": message, "message": message, "code": 3}, status_code=400, headers=headers)
 
 
+def _validation_message(exc: RequestValidationError) -> str:
+    """One line naming each bad parameter, e.g. `start_revision: Input should be a valid integer`."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "header")]
+        parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
 def install(api: FastAPI, service: WatchService | None, cors_spec: str) -> None:
     cors = Cors(cors_spec)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        # Parameters FastAPI refuses answer in etcd's error shape like every other SSE error; any
+        # other route keeps FastAPI's answer.
+        assert isinstance(exc, RequestValidationError)
+        if request.url.path != SSE_PATH:
+            return await request_validation_exception_handler(request, exc)
+        return _bad_request(_validation_message(exc), cors.headers(request.headers.get("origin")))
+
+    api.add_exception_handler(RequestValidationError, validation_error)
 
     @api.get(
         SSE_PATH,
