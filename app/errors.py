@@ -74,6 +74,13 @@ NOT_ENOUGH_STARTED = ("etcdserver: re-configuration failed due to not enough sta
 UNHEALTHY = ("etcdserver: unhealthy cluster", UNAVAILABLE)
 TRANSFER_TOO_LONG = ("etcdserver: request timed out, leader transfer took too long", UNAVAILABLE)
 
+# Downgrade (etcd 3.5's Maintenance.Downgrade).
+WRONG_DOWNGRADE_FORMAT = ("etcdserver: wrong downgrade target version format", INVALID_ARGUMENT)
+INVALID_DOWNGRADE_TARGET = ("etcdserver: invalid downgrade target version", INVALID_ARGUMENT)
+DOWNGRADE_IN_PROCESS = ("etcdserver: cluster has a downgrade job in progress", FAILED_PRECONDITION)
+NO_INFLIGHT_DOWNGRADE = ("etcdserver: no inflight downgrade job", FAILED_PRECONDITION)
+UNKNOWN_METHOD = ("etcdserver: unknown method", UNKNOWN)
+
 
 def server_error(entry: tuple[str, int]) -> EtcdError:
     return EtcdError(*entry)
