@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from etcdpy.app.gateway import cluster, kv, lease
+from etcdpy.app.gateway import cluster, kv, lease, maintenance
 from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
@@ -23,8 +23,8 @@ _CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
 def gateway_routes() -> Routes:
     """Every `/v3/` route the gateway serves (`/v3beta/` is an alias), by service."""
     return Routes(
-        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS},
-        streams={"/v3/watch": watch_stream, **lease.STREAMS},
+        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS, **maintenance.RPCS},
+        streams={"/v3/watch": watch_stream, **lease.STREAMS, **maintenance.STREAMS},
         own_preflight=frozenset({sse.SSE_PATH}),
     )
 
@@ -45,8 +45,8 @@ def create_api(server: EtcdServer | None) -> FastAPI:
 
     @api.get("/health", response_class=PlainTextResponse, summary="Member health as etcd reports it")
     async def health() -> PlainTextResponse:
-        # etcd reports a member healthy only while the cluster has a leader.
-        healthy = server is not None and server.node.leader != 0
+        # etcd reports a member healthy only while the cluster has a leader and no alarm is active.
+        healthy = server is not None and server.node.leader != 0 and not server.alarms.active
         body = '{"health":"true"}' if healthy else '{"health":"false"}'
         return PlainTextResponse(body, status_code=200 if healthy else 503, headers=_CORS_HEADERS)
 
