@@ -47,8 +47,11 @@ def create_api(server: EtcdServer | None) -> FastAPI:
     async def health() -> PlainTextResponse:
         # etcd reports a member healthy only while the cluster has a leader and no alarm is active.
         healthy = server is not None and server.node.leader != 0 and not server.alarms.active
-        body = '{"health":"true"}' if healthy else '{"health":"false"}'
-        return PlainTextResponse(body, status_code=200 if healthy else 503, headers=_CORS_HEADERS)
+        if healthy:
+            return PlainTextResponse('{"health":"true"}', headers=_CORS_HEADERS)
+        # etcd answers an unhealthy member with Go's http.Error: a trailing newline and nosniff.
+        return PlainTextResponse('{"health":"false"}\n', status_code=503,
+                                 headers={**_CORS_HEADERS, "X-Content-Type-Options": "nosniff"})
 
     @api.get("/version", summary="Server and cluster versions")
     async def version() -> JSONResponse:

@@ -57,7 +57,7 @@ async def status(server: EtcdServer, body: bytes) -> dict[str, Any]:
         "raftTerm": str(node.term),
         "raftAppliedIndex": str(node.applied),
         "errors": [str(a) for a in server.alarms.get()] or None,
-        "dbSizeInUse": str(size_in_use(server.store)),
+        "dbSizeInUse": str(min(size, size_in_use(server.store))),
     }
     me = server.membership.members.get(server.member_id)
     if me is not None and me.is_learner:
