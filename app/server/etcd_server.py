@@ -368,10 +368,11 @@ class EtcdServer:
 
     async def _check_quota(self, cmd: commands.Command) -> None:
         """etcd's quota servers: past the quota, raise NOSPACE for this member and refuse the write."""
-        if self.store.db_size() + cost(cmd) < self.quota:
+        size, needed = self.store.db_size(), cost(cmd)
+        if size + needed < self.quota:
             return
-        log.warning("database space exceeded (size %d, quota %d): raising the NOSPACE alarm",
-                    self.store.db_size(), self.quota)
+        log.warning("database space exceeded (size %d + %d, quota %d): raising the NOSPACE alarm",
+                    size, needed, self.quota)
         try:
             await self.propose(AlarmRequest(ACTIVATE, self.member_id, NOSPACE))
         except EtcdError:
