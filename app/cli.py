@@ -1,4 +1,5 @@
-"""The `etcdpy` command: parse etcd's flags, open the member, serve its client URLs."""
+"""The `etcdpy` command: parse etcd's flags, open the member, serve its client URLs (and dispatch
+`etcdpy snapshot …` to `snapshot_cli.py`)."""
 
 from __future__ import annotations
 
@@ -104,10 +105,17 @@ async def serve(config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["snapshot"]:
+        # `etcdpy snapshot save|status|restore` (etcdctl's and etcdutl's snapshot commands); every other
+        # command line is the server's etcd flags.
+        from etcdpy.app import snapshot_cli
+
+        sys.exit(snapshot_cli.main(args[1:]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
+        config = parse_args(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -63,6 +63,8 @@ class Config:
     auto_compaction_mode: str = "periodic"
     auto_compaction_retention: str = "0"
     experimental_watch_progress_notify_interval: str = "10m"
+    experimental_corrupt_check_time: str = "0s"  # leader's periodic hashkv comparison; 0 = off
+    experimental_initial_corrupt_check: bool = False
     cors: str = "*"  # etcd's --cors: comma-separated allowed origins (used by the SSE watch endpoint)
     log_level: str = "info"
     config_file: str = ""
@@ -114,6 +116,11 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f'invalid value "{self.experimental_watch_progress_notify_interval}" for flag '
                               f"-experimental-watch-progress-notify-interval: {exc}") from None
+        try:
+            parse_duration(self.experimental_corrupt_check_time)
+        except ValueError as exc:
+            raise ConfigError(f'invalid value "{self.experimental_corrupt_check_time}" for flag '
+                              f"-experimental-corrupt-check-time: {exc}") from None
         if self.max_txn_ops <= 0 or self.max_request_bytes <= 0:
             raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
 
@@ -163,6 +170,13 @@ def _convert(attr: str, raw: Any) -> Any:
         if isinstance(raw, list):
             return [str(u) for u in raw]
         return [u.strip() for u in str(raw).split(",") if u.strip()]
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw)
+        if text not in _GO_BOOLS:
+            raise ConfigError(f'invalid boolean value "{raw}" for -{_flag(attr)}: parse error')
+        return _GO_BOOLS[text]
     if kind == "int":
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
@@ -171,6 +185,11 @@ def _convert(attr: str, raw: Any) -> Any:
         except ValueError:
             raise ConfigError(f'invalid value "{raw}" for flag -{_flag(attr)}: parse error') from None
     return str(raw)
+
+
+# strconv.ParseBool, which Go's flag package uses for boolean flags.
+_GO_BOOLS = {v: True for v in ("1", "t", "T", "TRUE", "true", "True")} | {
+    v: False for v in ("0", "f", "F", "FALSE", "false", "False")}
 
 
 def parse_args(argv: list[str]) -> Config:
@@ -188,7 +207,9 @@ def parse_args(argv: list[str]) -> Config:
         name, has_value, value = stripped.partition("=")
         if name not in FLAGS:
             raise ConfigError(f"flag provided but not defined: -{name}")
-        if not has_value:
+        if not has_value and _FIELDS[name.replace("-", "_")].type == "bool":
+            value = "true"  # a bare boolean flag, as Go's flag package takes it
+        elif not has_value:
             if i >= len(argv):
                 raise ConfigError(f"flag needs an argument: -{name}")
             value = argv[i]

@@ -85,6 +85,13 @@ ELECTION_NO_LEADER = ("election: no leader", UNKNOWN)
 ELECTION_NOT_LEADER = ("election: not leader", UNKNOWN)
 MUTEX_SESSION_EXPIRED = ("mutex: session is expired", UNKNOWN)
 
+# Downgrade (etcd 3.5's Maintenance.Downgrade).
+WRONG_DOWNGRADE_FORMAT = ("etcdserver: wrong downgrade target version format", INVALID_ARGUMENT)
+INVALID_DOWNGRADE_TARGET = ("etcdserver: invalid downgrade target version", INVALID_ARGUMENT)
+DOWNGRADE_IN_PROCESS = ("etcdserver: cluster has a downgrade job in progress", FAILED_PRECONDITION)
+NO_INFLIGHT_DOWNGRADE = ("etcdserver: no inflight downgrade job", FAILED_PRECONDITION)
+UNKNOWN_METHOD = ("etcdserver: unknown method", UNKNOWN)
+
 
 def server_error(entry: tuple[str, int]) -> EtcdError:
     return EtcdError(*entry)

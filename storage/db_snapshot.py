@@ -66,6 +66,64 @@ def read_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
             yield chunk
 
 
+def iter_records(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes, bytes]]:
+    """(family number, key, value) of every record of a dump, checking its checksum at the end.
+
+    Raises SnapshotCorruptError when the stream is cut short, names an unknown family, or its
+    SHA-256 does not match; records already yielded must then be discarded by the caller.
+    """
+    digest = hashlib.sha256()
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        pos = 0
+        while len(pending) - pos >= _REC.size:
+            family, klen, vlen = _REC.unpack_from(pending, pos)
+            end = pos + _REC.size + klen + vlen
+            if len(pending) < end:
+                break
+            if family == _TRAILER:
+                digest.update(pending[:pos])
+                if pending[pos + _REC.size : end] != digest.digest():
+                    raise SnapshotCorruptError("snapshot checksum mismatch")
+                return
+            if family >= len(FAMILIES):
+                raise SnapshotCorruptError(f"snapshot record of unknown family {family}")
+            key_at = pos + _REC.size
+            yield family, pending[key_at : key_at + klen], pending[key_at + klen : end]
+            pos = end
+        digest.update(pending[:pos])
+        pending = pending[pos:]
+    raise SnapshotCorruptError("snapshot stream ended before its checksum")
+
+
+def stream_length(path: str) -> int:
+    """Where the dump in `path` ends (just past its trailer record), found by walking the record
+    headers; anything after it is not part of the dump (a saved snapshot appends its SHA-256 there).
+    Raises SnapshotCorruptError when no trailer is found."""
+    size = os.path.getsize(path)
+    pos = 0
+    with open(path, "rb") as f:
+        while pos + _REC.size <= size:
+            f.seek(pos)
+            family, klen, vlen = _REC.unpack(f.read(_REC.size))
+            pos += _REC.size + int(klen) + int(vlen)
+            if family == _TRAILER:
+                if pos > size:
+                    break
+                return pos
+    raise SnapshotCorruptError("snapshot file is truncated: its dump has no end")
+
+
+def read_range(path: str, length: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The first `length` bytes of `path`, in chunks."""
+    with open(path, "rb") as f:
+        left = length
+        while left > 0 and (chunk := f.read(min(chunk_bytes, left))):
+            left -= len(chunk)
+            yield chunk
+
+
 def load(path: str, chunks: Iterable[bytes]) -> None:
     """Build a fresh database at `path` from a dump; the checksum must match or nothing is kept."""
     tmp = path + ".incoming"
@@ -75,41 +133,25 @@ def load(path: str, chunks: Iterable[bytes]) -> None:
     opts.create_missing_column_families(True)
     db = Rdict(tmp, opts, column_families={name: Options(raw_mode=True) for name in FAMILIES})
     handles = [db.get_column_family_handle(name) for name in FAMILIES]
-    digest = hashlib.sha256()
-    pending = b""
-    finished = False
     try:
-        for chunk in chunks:
-            pending += chunk
-            batch = WriteBatch(raw_mode=True)
-            pos = 0
-            while len(pending) - pos >= _REC.size:
-                family, klen, vlen = _REC.unpack_from(pending, pos)
-                end = pos + _REC.size + klen + vlen
-                if len(pending) < end:
-                    break
-                if family == _TRAILER:
-                    digest.update(pending[:pos])
-                    if pending[pos + _REC.size : end] != digest.digest():
-                        raise SnapshotCorruptError("snapshot checksum mismatch")
-                    finished = True
-                    pos = end
-                    break
-                key = pending[pos + _REC.size : pos + _REC.size + klen]
-                batch.put(key, pending[pos + _REC.size + klen : end], handles[family])
-                pos = end
-            db.write(batch)
-            if not finished:
-                digest.update(pending[:pos])
-            pending = pending[pos:]
-            if finished:
-                break
-        if not finished:
-            raise SnapshotCorruptError("snapshot stream ended before its checksum")
+        batch = WriteBatch(raw_mode=True)
+        pending = 0
+        for family, key, value in iter_records(chunks):
+            batch.put(key, value, handles[family])
+            pending += len(key) + len(value)
+            if pending >= CHUNK_BYTES:
+                db.write(batch)
+                batch = WriteBatch(raw_mode=True)
+                pending = 0
+        db.write(batch)
         db.flush_wal(True)
-    finally:
+    except BaseException:
         db.close()
         del handles, db
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    db.close()
+    del handles, db
     swap_in(tmp, path)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from etcdpy.app.gateway import cluster, election, election_sse, kv, lease, lock
+from etcdpy.app.gateway import cluster, election, election_sse, kv, lease, lock, maintenance
 from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
@@ -23,8 +23,9 @@ _CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
 def gateway_routes() -> Routes:
     """Every `/v3/` route the gateway serves (`/v3beta/` is an alias), by service."""
     return Routes(
-        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS, **lock.RPCS, **election.RPCS},
-        streams={"/v3/watch": watch_stream, **lease.STREAMS, **lock.STREAMS, **election.STREAMS},
+        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS, **maintenance.RPCS, **lock.RPCS, **election.RPCS},
+        streams={"/v3/watch": watch_stream, **lease.STREAMS, **maintenance.STREAMS, **lock.STREAMS,
+                 **election.STREAMS},
         own_preflight=frozenset({sse.SSE_PATH, election_sse.SSE_PATH}),
     )
 
@@ -45,10 +46,13 @@ def create_api(server: EtcdServer | None) -> FastAPI:
 
     @api.get("/health", response_class=PlainTextResponse, summary="Member health as etcd reports it")
     async def health() -> PlainTextResponse:
-        # etcd reports a member healthy only while the cluster has a leader.
-        healthy = server is not None and server.node.leader != 0
-        body = '{"health":"true"}' if healthy else '{"health":"false"}'
-        return PlainTextResponse(body, status_code=200 if healthy else 503, headers=_CORS_HEADERS)
+        # etcd reports a member healthy only while the cluster has a leader and no alarm is active.
+        healthy = server is not None and server.node.leader != 0 and not server.alarms.active
+        if healthy:
+            return PlainTextResponse('{"health":"true"}', headers=_CORS_HEADERS)
+        # etcd answers an unhealthy member with Go's http.Error: a trailing newline and nosniff.
+        return PlainTextResponse('{"health":"false"}\n', status_code=503,
+                                 headers={**_CORS_HEADERS, "X-Content-Type-Options": "nosniff"})
 
     @api.get("/version", summary="Server and cluster versions")
     async def version() -> JSONResponse:

@@ -1,45 +1,40 @@
-"""Cluster membership and Raft maintenance over etcd's gateway paths.
+"""Cluster membership over etcd's gateway paths.
 
-`/v3/cluster/member/{list,add,remove,update,promote}`, `/v3/maintenance/status` and
-`/v3/maintenance/transfer-leadership` (etcdctl's move-leader), with etcd's checks and messages: strict
+`/v3/cluster/member/{list,add,remove,update,promote}` (the maintenance service, status and
+transfer-leadership included, is `maintenance.py`), with etcd's checks and messages: strict
 reconfiguration (a change that would leave too few started members is refused), one learner at most, a
 learner promoted only once it is in sync with the leader.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from etcdpy.app import errors
 from etcdpy.app.errors import (
-    BAD_TRANSFEREE,
     BAD_URLS,
     LEARNER_NOT_READY,
     MEMBER_ID_EXISTS,
     MEMBER_NOT_FOUND,
     NOT_A_LEARNER,
     NOT_ENOUGH_STARTED,
-    NOT_LEADER,
     PEER_URL_EXISTS,
     TOO_MANY_LEARNERS,
-    TRANSFER_TOO_LONG,
     UNHEALTHY,
     EtcdError,
 )
 from etcdpy.app.gateway import codec
 from etcdpy.app.gateway.dispatch import Handler
 from etcdpy.app.peer.forward import forward
-from etcdpy.app.server.etcd_server import VERSION, EtcdServer
+from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.app.server.identity import member_id
 from etcdpy.app.server.membership import Member, MemberUpdateRequest
-from etcdpy.raft import ConfChange, ConfChangeType, StateType
+from etcdpy.raft import ConfChange, ConfChangeType
 
 MAX_LEARNERS = 1
 LEARNER_READY_PERCENT = 0.9  # etcd promotes a learner whose log is within 10% of the leader's
-TRANSFER_TIMEOUT = 7.0
 
 
 
@@ -175,52 +170,10 @@ async def _forward_to_leader(server: EtcdServer, path: str, body: bytes) -> dict
     return data
 
 
-async def status(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    codec.decode_request(body, "StatusRequest")
-    node = server.node
-    size = server.store.db_size()
-    out: dict[str, Any] = {
-        "header": server.header(),
-        "version": VERSION,
-        "dbSize": str(size),
-        "leader": str(node.leader) if node.leader else None,
-        "raftIndex": str(node.commit_index),
-        "raftTerm": str(node.term),
-        "raftAppliedIndex": str(node.applied),
-        "dbSizeInUse": str(size),
-    }
-    me = server.membership.members.get(server.member_id)
-    if me is not None and me.is_learner:
-        out["isLearner"] = True
-    return {k: v for k, v in out.items() if v is not None and v != "0"}
-
-
-async def transfer_leadership(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    d = codec.decode_request(body, "MoveLeaderRequest")
-    target = d.get("targetID", 0)
-    node = server.node
-    if node.role != StateType.LEADER:
-        raise EtcdError(*NOT_LEADER)
-    member = server.membership.members.get(target)
-    if member is None or member.is_learner:
-        raise EtcdError(*BAD_TRANSFEREE)
-    if target == server.member_id:
-        return {}
-    node.transfer_leader(target)
-    deadline = asyncio.get_running_loop().time() + TRANSFER_TIMEOUT
-    while node.leader != target:
-        if asyncio.get_running_loop().time() > deadline:
-            raise EtcdError(*TRANSFER_TOO_LONG)
-        await asyncio.sleep(node.tick_seconds)
-    return {}
-
-
 RPCS: dict[str, Handler] = {
     "/v3/cluster/member/list": member_list,
     "/v3/cluster/member/add": member_add,
     "/v3/cluster/member/remove": member_remove,
     "/v3/cluster/member/update": member_update,
     "/v3/cluster/member/promote": member_promote,
-    "/v3/maintenance/status": status,
-    "/v3/maintenance/transfer-leadership": transfer_leadership,
 }

@@ -65,6 +65,11 @@ ENUMS: dict[str, Enum] = {
     ),
     "EventType": Enum("mvccpb.Event_EventType", {"PUT": 0, "DELETE": 1}),
     "FilterType": Enum("etcdserverpb.WatchCreateRequest_FilterType", {"NOPUT": 0, "NODELETE": 1}),
+    "AlarmAction": Enum("etcdserverpb.AlarmRequest_AlarmAction", {"GET": 0, "ACTIVATE": 1, "DEACTIVATE": 2}),
+    "AlarmType": Enum("etcdserverpb.AlarmType", {"NONE": 0, "NOSPACE": 1, "CORRUPT": 2}),
+    "DowngradeAction": Enum(
+        "etcdserverpb.DowngradeRequest_DowngradeAction", {"VALIDATE": 0, "ENABLE": 1, "CANCEL": 2}
+    ),
 }
 
 
@@ -284,6 +289,36 @@ MESSAGES: dict[str, list[Field]] = {
     ],
     "MoveLeaderRequest": [F("targetID", 1, "uint64")],
     "MoveLeaderResponse": [F("header", 1, "ResponseHeader")],
+    "AlarmRequest": [
+        F("action", 1, "AlarmAction"),
+        F("memberID", 2, "uint64", doc="The member the alarm is about; 0 means every member."),
+        F("alarm", 3, "AlarmType"),
+    ],
+    "AlarmMember": [F("memberID", 1, "uint64"), F("alarm", 2, "AlarmType")],
+    "AlarmResponse": [F("header", 1, "ResponseHeader"), F("alarms", 2, "AlarmMember", repeated=True)],
+    "HashRequest": [],
+    "HashResponse": [F("header", 1, "ResponseHeader"), F("hash", 2, "uint32")],
+    "HashKVRequest": [F("revision", 1, "int64", doc="Hash the keyspace up to this revision; 0 = current.")],
+    "HashKVResponse": [
+        F("header", 1, "ResponseHeader"),
+        F("hash", 2, "uint32"),
+        F("compact_revision", 3, "int64"),
+        F("hash_revision", 4, "int64"),
+    ],
+    "DefragmentRequest": [],
+    "DefragmentResponse": [F("header", 1, "ResponseHeader")],
+    "SnapshotRequest": [],
+    "SnapshotResponse": [
+        F("header", 1, "ResponseHeader"),
+        F("remaining_bytes", 2, "uint64"),
+        F("blob", 3, "bytes"),
+    ],
+    "SnapshotStreamLine": [F("result", 1, "SnapshotResponse")],
+    "DowngradeRequest": [
+        F("action", 1, "DowngradeAction"),
+        F("version", 2, "string", doc="Target version, MAJOR.MINOR: one minor version below the cluster's."),
+    ],
+    "DowngradeResponse": [F("header", 1, "ResponseHeader"), F("version", 2, "string")],
     "Status": [
         F("error", 1, "string"),
         F("message", 2, "string"),
@@ -316,6 +351,18 @@ RPCS: list[Rpc] = [
     Rpc("/v3/maintenance/status", "StatusRequest", "StatusResponse", "This member's status."),
     Rpc("/v3/maintenance/transfer-leadership", "MoveLeaderRequest", "MoveLeaderResponse",
         "Hand leadership to another voting member (etcdctl move-leader); ask the leader."),
+    Rpc("/v3/maintenance/alarm", "AlarmRequest", "AlarmResponse",
+        "Get, activate or deactivate alarms (NOSPACE, CORRUPT)."),
+    Rpc("/v3/maintenance/hash", "HashRequest", "HashResponse", "Hash of this member's whole database."),
+    Rpc("/v3/maintenance/hashkv", "HashKVRequest", "HashKVResponse",
+        "Hash of the keyspace up to a revision (etcd 3.5); equal on members with equal content."),
+    Rpc("/v3/maintenance/defragment", "DefragmentRequest", "DefragmentResponse",
+        "Compact this member's database files and return freed space."),
+    Rpc("/v3/maintenance/snapshot", "SnapshotRequest", "SnapshotStreamLine",
+        "Stream this member's database: `{\"result\":{\"remaining_bytes\",\"blob\"}}` lines, "
+        "then its SHA-256."),
+    Rpc("/v3/maintenance/downgrade", "DowngradeRequest", "DowngradeResponse",
+        "Validate, enable or cancel a cluster downgrade (etcd 3.5)."),
     Rpc("/v3/watch", "WatchRequest", "WatchStreamLine",
         "Watch keys: a stream of request objects in, one `{\"result\":WatchResponse}` line per message out."),
     Rpc("/v3/lease/grant", "LeaseGrantRequest", "LeaseGrantResponse", "Grant a lease."),

@@ -20,7 +20,9 @@ from etcdpy.app.peer.http_client import HttpConn, HttpError
 FORWARD_TIMEOUT_S = 5.0
 
 
-FORWARDED = frozenset({"/v3/lease/keepalive", "/v3/lease/timetolive", "/v3/cluster/member/promote"})
+# /v3/maintenance/hashkv: the leader's corruption check asks each peer (etcd's /members/hashkv).
+FORWARDED = frozenset({"/v3/lease/keepalive", "/v3/lease/timetolive", "/v3/cluster/member/promote",
+                       "/v3/maintenance/hashkv"})
 
 
 async def forward(url: str, path: str, body: bytes) -> dict[str, Any]:

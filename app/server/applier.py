@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from etcdpy.app import errors
+from etcdpy.app.errors import EtcdError
 from etcdpy.app.server import commands
+from etcdpy.app.server.alarms import AlarmRequest, AlarmStore, refusal
+from etcdpy.app.server.downgrade import DowngradeInfoSetRequest, DowngradeState
 from etcdpy.app.server.membership import MemberUpdateRequest
 from etcdpy.storage import txn as txn_eval
 from etcdpy.storage.errors import LeaseNotFoundError, StorageError
@@ -41,8 +45,12 @@ class ApplyFailed(Exception):
 
 class Applier:
     def __init__(self, store: MVCCStore, lessor: Lessor, on_events: EventSink,
-                 on_member_update: MemberUpdater) -> None:
+                 on_member_update: MemberUpdater, alarms: AlarmStore | None = None,
+                 downgrade: DowngradeState | None = None) -> None:
         self.store = store
+        # Alarms and the downgrade job are cluster state decided by the log, like membership.
+        self.alarms = alarms if alarms is not None else AlarmStore(store)
+        self.downgrade = downgrade if downgrade is not None else DowngradeState(store)
         self.lessor = lessor
         self.on_events = on_events
         # Membership updates belong to the server (they change its peers), not to MVCC.
@@ -57,9 +65,9 @@ class Applier:
         request_id, cmd = commands.decode(data)
         try:
             return request_id, self._execute(index, cmd)
-        except StorageError as exc:
-            # etcd's apply errors (lease not found, compacted, ...): the waiting request reports it and
-            # the entry is consumed, having changed nothing.
+        except (StorageError, EtcdError) as exc:
+            # etcd's apply errors (lease not found, compacted, an alarm refusing the write, ...): the
+            # waiting request reports it and the entry is consumed, having changed nothing.
             self.store.record_applied(index)
             return request_id, exc
         except Exception as exc:
@@ -73,6 +81,15 @@ class Applier:
 
     def _execute(self, index: int, cmd: commands.Command) -> Any:
         store = self.store
+        refused = refusal(self.alarms, cmd)
+        if refused is not None:
+            # etcd's capped and corrupt appliers: the alarm state at this index decides, on every member.
+            raise EtcdError(*(errors.CORRUPT if refused == "CORRUPT" else errors.NO_SPACE))
+        if isinstance(cmd, AlarmRequest):
+            return self.alarms.apply(index, cmd)
+        if isinstance(cmd, DowngradeInfoSetRequest):
+            self.downgrade.apply(index, cmd)
+            return None
         if isinstance(cmd, CompactionRequest):
             store.schedule_compaction(cmd.revision, index)
             self.compactions_scheduled += 1

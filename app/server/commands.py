@@ -10,6 +10,8 @@ from typing import Any
 
 import msgpack
 
+from etcdpy.app.server.alarms import AlarmRequest
+from etcdpy.app.server.downgrade import DowngradeInfoSetRequest
 from etcdpy.app.server.membership import Member, MemberUpdateRequest
 from etcdpy.storage.kv_types import (
     CompactionRequest,
@@ -25,9 +27,11 @@ from etcdpy.storage.lessor import LeaseCheckpointRequest, LeaseGrantRequest, Lea
 PUT, DELETE_RANGE, TXN, COMPACTION = 1, 2, 3, 4
 LEASE_GRANT, LEASE_REVOKE, LEASE_CHECKPOINT = 10, 11, 12
 MEMBER_UPDATE = 20
+ALARM, DOWNGRADE_SET = 30, 31
 
 Command = (PutRequest | DeleteRangeRequest | TxnRequest | CompactionRequest
-           | LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest | MemberUpdateRequest)
+           | LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest | MemberUpdateRequest
+           | AlarmRequest | DowngradeInfoSetRequest)
 
 
 def encode(request_id: int, cmd: Command) -> bytes:
@@ -45,6 +49,10 @@ def encode(request_id: int, cmd: Command) -> bytes:
         body = [LEASE_CHECKPOINT, request_id, [list(c) for c in cmd.checkpoints]]
     elif isinstance(cmd, MemberUpdateRequest):
         body = [MEMBER_UPDATE, request_id, cmd.member.pack()]
+    elif isinstance(cmd, AlarmRequest):
+        body = [ALARM, request_id, cmd.action, cmd.member_id, cmd.alarm]
+    elif isinstance(cmd, DowngradeInfoSetRequest):
+        body = [DOWNGRADE_SET, request_id, cmd.enabled, cmd.version]
     else:
         body = [COMPACTION, request_id, cmd.revision, cmd.physical]
     return msgpack.packb(body, use_bin_type=True)
@@ -78,6 +86,10 @@ def decode(data: bytes) -> tuple[int, Command]:
         return request_id, LeaseCheckpointRequest([(c[0], c[1]) for c in rest[0]])
     if kind == MEMBER_UPDATE:
         return request_id, MemberUpdateRequest(Member.unpack(rest[0]))
+    if kind == ALARM:
+        return request_id, AlarmRequest(*rest)
+    if kind == DOWNGRADE_SET:
+        return request_id, DowngradeInfoSetRequest(*rest)
     raise ValueError(f"unknown command kind {kind}")
 
 

@@ -24,7 +24,19 @@ from etcdpy.app.config import Config
 from etcdpy.app.errors import EtcdError, server_error
 from etcdpy.app.peer.transport import PeerTransport
 from etcdpy.app.server import commands
+from etcdpy.app.server.alarms import (
+    ACTIVATE,
+    NOSPACE,
+    AlarmRequest,
+    AlarmStore,
+    cost,
+    is_quota_checked,
+    quota_bytes,
+)
 from etcdpy.app.server.applier import Applier
+from etcdpy.app.server.compactor import make_policy, run_compactor
+from etcdpy.app.server.corruption import CorruptionChecker
+from etcdpy.app.server.downgrade import DowngradeState
 from etcdpy.app.server.identity import cluster_id, member_id
 from etcdpy.app.server.lease_keeper import LeaseKeeper, min_lease_ttl
 from etcdpy.app.server.membership import Member, Membership, MemberUpdateRequest
@@ -33,6 +45,7 @@ from etcdpy.app.server.watch_service import WatchService
 from etcdpy.raft import ConfChange, ConfChangeType, Entry, EntryType, Peer, Snapshot, conf_change_from_entry
 from etcdpy.storage import db_snapshot
 from etcdpy.storage import txn as txn_eval
+from etcdpy.storage.errors import CompactedError, StorageError
 from etcdpy.storage.kv_types import (
     CompactionRequest,
     DeleteRangeRequest,
@@ -76,8 +89,15 @@ class EtcdServer:
         self.watch_service = WatchService(self.store, config.watch_progress_notify_interval_s)
         self.leases = LeaseKeeper(
             self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose)
+        self.alarms = AlarmStore(self.store)
+        self.downgrade = DowngradeState(self.store)
         self.applier = Applier(self.store, self.leases.lessor, self.watch_service.hub.notify,
-                               self._apply_member_update)
+                               self._apply_member_update, self.alarms, self.downgrade)
+        self.quota = quota_bytes(config.quota_backend_bytes)  # 0: no quota (a negative flag)
+        self.compaction_policy = make_policy(config.auto_compaction_mode, config.auto_compaction_retention)
+        self.corruption = CorruptionChecker(config, self.store, self.membership, lambda: self.member_id,
+                                            lambda: self.node.leader, self.propose)
+        self._background: list[asyncio.Task[None]] = []
         durable = max(self.wal.last_index, decode_snapshot_record(state.snapshot_data)[1])
         if self.store.applied_index > durable:
             # The log lost entries the database had applied (a disk that dropped synced data, or a WAL
@@ -158,11 +178,21 @@ class EtcdServer:
             self._compactor = asyncio.get_running_loop().create_task(self._compact())
         self.watch_service.start()
         self.leases.start()
-        asyncio.get_running_loop().create_task(self._publish_attributes())
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._publish_attributes())
+        if not self._background:
+            if self.compaction_policy is not None:
+                self._background.append(loop.create_task(run_compactor(
+                    self.compaction_policy, time.monotonic, lambda: self.store.current_revision,
+                    lambda: self.node.is_leader, self._auto_compact)))
+            self._background.extend(self.corruption.start())
 
     resume_background_work = start
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        self._background.clear()
         await self.node.stop()
         if self.transport is not None:
             await self.transport.close()
@@ -314,6 +344,8 @@ class EtcdServer:
             os.unlink(stale)
         self._incoming_snapshots.clear()
         self.membership.reload()
+        self.alarms.reload()
+        self.downgrade.reload()
         self.leases.reload()
         self.watch_service.reload()
         self._refresh_peers()
@@ -330,12 +362,38 @@ class EtcdServer:
             raise server_error(errors.TOO_MANY_REQUESTS)
 
     async def propose(self, cmd: commands.Command) -> Any:
+        if self.quota and is_quota_checked(cmd):
+            await self._check_quota(cmd)
         self._check_can_propose()
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
         self.node.propose(commands.encode(request_id, cmd))
         return await self._wait(request_id, future)
+
+    async def _check_quota(self, cmd: commands.Command) -> None:
+        """etcd's quota servers: past the quota, raise NOSPACE for this member and refuse the write."""
+        size, needed = self.store.db_size(), cost(cmd)
+        if size + needed < self.quota:
+            return
+        log.warning("database space exceeded (size %d + %d, quota %d): raising the NOSPACE alarm",
+                    size, needed, self.quota)
+        try:
+            await self.propose(AlarmRequest(ACTIVATE, self.member_id, NOSPACE))
+        except EtcdError:
+            pass  # the write is refused either way; the next one tries to raise the alarm again
+        raise server_error(errors.NO_SPACE)
+
+    async def _auto_compact(self, revision: int) -> bool:
+        try:
+            await self.propose(CompactionRequest(revision, False))
+        except CompactedError:
+            return True  # someone compacted further already: that is success for the policy
+        except (EtcdError, StorageError) as exc:
+            log.warning("auto compaction at revision %d failed: %s", revision, exc)
+            return False
+        log.info("auto compaction at revision %d done", revision)
+        return True
 
     async def propose_conf_change(self, cc: ConfChange) -> list[Member]:
         self._check_can_propose()

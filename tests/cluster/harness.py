@@ -234,12 +234,18 @@ class Cluster:
         self.members[name] = member
         return member
 
-    def start(self, size: int | None = None) -> Cluster:
-        """Create and start the members (n1..nN) as a new cluster; wait until they all agree on a leader."""
+    def start(self, size: int | None = None,
+              prepare: Callable[[dict[str, Member], str], None] | None = None) -> Cluster:
+        """Create and start the members (n1..nN) as a new cluster; wait until they all agree on a leader.
+
+        `prepare(members, initial_cluster)` runs before any member starts (e.g. to restore their data
+        directories from a snapshot)."""
         names = [f"n{i + 1}" for i in range(size if size is not None else self.size)]
         for name in names:
             self._new_member(name)
         initial = ",".join(f"{n}={self.members[n].peer_url}" for n in names)
+        if prepare is not None:
+            prepare(self.members, initial)
         for name in names:
             member = self.members[name]
             member.initial_cluster, member.state = initial, "new"
