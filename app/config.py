@@ -63,6 +63,9 @@ class Config:
     auto_compaction_mode: str = "periodic"
     auto_compaction_retention: str = "0"
     experimental_watch_progress_notify_interval: str = "10m"
+    auth_token: str = "simple"  # "simple" or "jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…"
+    auth_token_ttl: int = 300  # seconds an unused simple token lives
+    bcrypt_cost: int = 10
     cors: str = "*"  # etcd's --cors: comma-separated allowed origins (used by the SSE watch endpoint)
     log_level: str = "info"
     config_file: str = ""
@@ -114,6 +117,9 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f'invalid value "{self.experimental_watch_progress_notify_interval}" for flag '
                               f"-experimental-watch-progress-notify-interval: {exc}") from None
+        if not 4 <= self.bcrypt_cost <= 31:
+            # etcd refuses a cost outside bcrypt's range before it starts.
+            raise ConfigError(f"invalid bcrypt-cost: {self.bcrypt_cost} (must be between 4 and 31)")
         if self.max_txn_ops <= 0 or self.max_request_bytes <= 0:
             raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
 
