@@ -35,6 +35,7 @@ def _new_lease_id(server: EtcdServer) -> int:
 
 async def lease_grant(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "LeaseGrantRequest")
+    server.auth.authorize()  # etcd refuses a bad token here, though any user may grant a lease
     lease_id = d.get("ID", 0) or _new_lease_id(server)
     lease: Lease = await server.propose(LeaseGrantRequest(lease_id, d.get("TTL", 0)))
     server.leases.lessor.settle(time.monotonic())
@@ -51,7 +52,8 @@ async def lease_revoke(server: EtcdServer, body: bytes) -> dict[str, Any]:
     lease_id = d.get("ID", 0)
     if lease_id not in server.leases.lessor.leases:
         raise LeaseNotFoundError()
-    revision = await server.propose(LeaseRevokeRequest(lease_id))
+    # Stamped with the caller: the applier checks WRITE on every key the revoke would delete.
+    revision = await server.propose(server.auth.wrap(LeaseRevokeRequest(lease_id), always=True))
     return {"header": server.header(revision)}
 
 

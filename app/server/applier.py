@@ -10,9 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from etcdpy.app.server import commands
+from etcdpy.app.server.auth import AuthService, check_command
+from etcdpy.app.server.commands import AuthRequest, Stamped
 from etcdpy.app.server.membership import MemberUpdateRequest
 from etcdpy.storage import txn as txn_eval
-from etcdpy.storage.errors import LeaseNotFoundError
+from etcdpy.storage.errors import LeaseNotFoundError, UserEmptyError
 from etcdpy.storage.kv_types import (
     CompactionRequest,
     CompactionResult,
@@ -31,9 +33,10 @@ MemberUpdater = Callable[[int, MemberUpdateRequest], Any]
 
 class Applier:
     def __init__(self, store: MVCCStore, lessor: Lessor, on_events: EventSink,
-                 on_member_update: MemberUpdater) -> None:
+                 on_member_update: MemberUpdater, auth: AuthService) -> None:
         self.store = store
         self.lessor = lessor
+        self.auth = auth
         self.on_events = on_events
         # Membership updates belong to the server (they change its peers), not to MVCC.
         self.on_member_update = on_member_update
@@ -56,6 +59,23 @@ class Applier:
             self.store.record_applied(index)
 
     def _execute(self, index: int, cmd: commands.Command) -> Any:
+        """Check a client command against the auth state at this index, then run it."""
+        if isinstance(cmd, Stamped):
+            inner = cmd.inner
+            if isinstance(inner, AuthRequest):
+                return self.auth.apply(index, inner, cmd.username)
+            if self.auth.store.enabled:
+                check_command(self.auth.store, cmd.username, cmd.auth_revision, inner,
+                              self.lessor.attached_keys)
+            return self._run(index, inner)
+        if isinstance(cmd, AuthRequest):
+            return self.auth.apply(index, cmd, None)
+        if self.auth.store.enabled and isinstance(cmd, (PutRequest, DeleteRangeRequest, TxnRequest)):
+            # Proposed without a user (before auth was enabled, or without a token): etcd's answer.
+            raise UserEmptyError()
+        return self._run(index, cmd)
+
+    def _run(self, index: int, cmd: commands.Command) -> Any:
         store = self.store
         if isinstance(cmd, CompactionRequest):
             store.schedule_compaction(cmd.revision, index)

@@ -25,6 +25,7 @@ from etcdpy.app.errors import EtcdError, server_error
 from etcdpy.app.peer.transport import PeerTransport
 from etcdpy.app.server import commands
 from etcdpy.app.server.applier import Applier
+from etcdpy.app.server.auth import AuthService
 from etcdpy.app.server.identity import cluster_id, member_id
 from etcdpy.app.server.lease_keeper import LeaseKeeper, min_lease_ttl
 from etcdpy.app.server.membership import Member, Membership, MemberUpdateRequest
@@ -69,8 +70,9 @@ class EtcdServer:
         self.watch_service = WatchService(self.store, config.watch_progress_notify_interval_s)
         self.leases = LeaseKeeper(
             self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose)
+        self.auth = AuthService(self.store, config, self.propose, self.linearizable_barrier)
         self.applier = Applier(self.store, self.leases.lessor, self.watch_service.hub.notify,
-                               self._apply_member_update)
+                               self._apply_member_update, self.auth)
         self.wal = WAL(os.path.join(self.member_dir, "wal"))
         state = self.wal.open()
         durable = max(self.wal.last_index, decode_snapshot_record(state.snapshot_data)[1])
@@ -309,6 +311,7 @@ class EtcdServer:
             os.unlink(stale)
         self._incoming_snapshots.clear()
         self.membership.reload()
+        self.auth.reload()
         self.leases.reload()
         self.watch_service.reload()
         self._refresh_peers()
@@ -355,13 +358,15 @@ class EtcdServer:
             raise result
         return result
 
+    # Writes carry their user (`auth.wrap`) and are checked when applied; reads are checked here.
+
     async def put(self, req: PutRequest) -> Any:
         txn_eval.check_put(req)
-        return await self.propose(req)
+        return await self.propose(self.auth.wrap(req))
 
     async def delete_range(self, req: DeleteRangeRequest) -> Any:
         txn_eval.check_delete(req)
-        return await self.propose(req)
+        return await self.propose(self.auth.wrap(req))
 
     async def txn(self, req: TxnRequest) -> TxnResult:
         txn_eval.check_txn(req, self.config.max_txn_ops)
@@ -369,13 +374,16 @@ class EtcdServer:
             # etcd serves read-only txns without a log entry, after the same wait as a linearizable read.
             if not _all_serializable(req):
                 await self.linearizable_barrier()
+            ai = self.auth.check_read_txn(req)
             view = WriteTxn(self.store, self.store.applied_index)
             result: TxnResult = txn_eval.apply_txn(view, req, self.store.lease_exists)
+            self.auth.check_fresh(ai)
             return result
-        result = await self.propose(req)
+        result = await self.propose(self.auth.wrap(req))
         return result
 
     async def compact(self, req: CompactionRequest) -> Any:
+        self.auth.authorize()  # etcd checks no permission for a compaction, but refuses a bad token
         result = await self.propose(req)
         if req.physical:
             await self._wait_compacted()
@@ -396,7 +404,10 @@ class EtcdServer:
         txn_eval.check_range(req)
         if not req.serializable:
             await self.linearizable_barrier()
-        return self.store.range(req)
+        ai = self.auth.check_read(req.key, req.range_end)
+        result = self.store.range(req)
+        self.auth.check_fresh(ai)
+        return result
 
     # -------------------------------------------------------------- compaction
 
