@@ -10,7 +10,11 @@ first key only (both fixed in later etcd), and refuses `Authorization: Bearer <t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tests.auth.scenario import Step, b64, call, login
+
+Scenario = Callable[[], list[Step]]
 
 A = "/v3/auth"
 FOO, FOO_END = b64("foo"), b64("fop")  # the prefix foo
@@ -315,5 +319,5 @@ def e2e_curl_auth() -> list[Step]:
     return steps
 
 
-ALL = [management, enable_rules, kv_permissions, txn_permissions, revocation, admin_only, beta_paths,
-       e2e_curl_auth]
+ALL: list[Scenario] = [management, enable_rules, kv_permissions, txn_permissions, revocation, admin_only,
+                       beta_paths, e2e_curl_auth]
