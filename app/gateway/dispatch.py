@@ -154,8 +154,11 @@ class Gateway:
             await self._outside_v3(path, scope, receive, send)
             return
         # The caller's token, for the server's auth checks during this request (etcd's gRPC metadata).
-        reset = request_token.set(authorization(scope))
+        token = authorization(scope)
+        reset = request_token.set(token)
         try:
+            if token is not None:
+                await self.server.auth.await_token(token)
             await self._serve_v3(path, scope, receive, send)
         finally:
             request_token.reset(reset)

@@ -31,7 +31,7 @@ from typing import Any
 import bcrypt
 
 from etcdpy.app.config import Config
-from etcdpy.app.server.auth_tokens import TokenProvider, new_prefix, new_token_provider
+from etcdpy.app.server.auth_tokens import SimpleTokens, TokenProvider, new_prefix, new_token_provider
 from etcdpy.app.server.commands import AuthRequest, Command, Stamped
 from etcdpy.storage import errors as e
 from etcdpy.storage.auth_store import READ, ROOT, AuthStore, Permission
@@ -44,6 +44,8 @@ log = logging.getLogger("etcdpy.auth")
 # The raw Authorization value of the request being served (None: the request carried none).
 request_token: ContextVar[str | None] = ContextVar("etcdpy_request_token", default=None)
 
+TOKEN_WAIT_S = 2.0  # how long a request waits for this member to apply its token's authenticate entry
+TOKEN_WAIT_MAX_AHEAD = 10_000  # a token index this far beyond the applied index is not waited for
 BCRYPT_MAX_BYTES = 72  # bcrypt reads no further; Go's bcrypt of etcd's era truncated silently too
 AUTHENTICATE_RETRIES = 3
 
@@ -85,6 +87,43 @@ class AuthService:
         self._barrier = barrier
         # Called after every applied auth change (open watch streams re-check their watchers).
         self.listeners: list[Callable[[], None]] = []
+        self._token_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # ------------------------------------------------------------------ simple tokens and apply progress
+
+    def on_applied(self, index: int) -> None:
+        """The server applied entries up to `index` (wakes requests waiting for their token)."""
+        if not self._token_waiters:
+            return
+        waiting = []
+        for at, future in self._token_waiters:
+            if at <= index:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((at, future))
+        self._token_waiters = waiting
+
+    async def await_token(self, header: str | None) -> None:
+        """Before a request is served: if it carries a simple token this member has not applied yet
+        (issued through another member a moment ago), wait for that entry, as etcd does."""
+        if header is None or not isinstance(self.tokens, SimpleTokens):
+            return
+        token = strip_bearer(header)
+        if token in self.tokens.tokens:
+            return
+        _, dot, tail = token.rpartition(".")
+        if not dot or not tail.isdigit():
+            return
+        index, applied = int(tail), self.store.store.applied_index
+        if index <= applied or index > applied + TOKEN_WAIT_MAX_AHEAD:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._token_waiters.append((index, future))
+        try:
+            await asyncio.wait_for(future, TOKEN_WAIT_S)
+        except TimeoutError:
+            pass  # the token stays unknown and the request is refused as etcd refuses it
 
     def reload(self) -> None:
         """A snapshot replaced the database: re-read the state; tokens issued before stay valid only

@@ -249,6 +249,7 @@ class EtcdServer:
             future = waiters.pop(request_id, None)
             if future is not None and not future.done():
                 future.set_result(result)
+        self.auth.on_applied(self.store.applied_index)
         if self.applier.compactions_scheduled and self._compactor is None:
             self._compactor = asyncio.get_running_loop().create_task(self._compact())
 

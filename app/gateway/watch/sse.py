@@ -300,7 +300,9 @@ def install(api: FastAPI, service: WatchService | None, cors_spec: str,
         assert service is not None, "the SSE endpoint needs a running server"
         auth_info = None
         if auth is not None:
-            reset = request_token.set(request_token_of(request, token))
+            raw_token = request_token_of(request, token)
+            await auth.await_token(raw_token)
+            reset = request_token.set(raw_token)
             try:
                 auth_info = auth.check_read(raw_key, end)
             except (EtcdError, StorageError) as exc:

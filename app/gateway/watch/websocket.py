@@ -45,6 +45,8 @@ def websocket_token(websocket: WebSocket) -> tuple[str | None, str | None]:
 async def watch_websocket(websocket: WebSocket, service: WatchService, encoder: Encoder,
                           auth: AuthService | None = None) -> None:
     token, subprotocol = websocket_token(websocket)
+    if auth is not None:
+        await auth.await_token(token)
     await websocket.accept(subprotocol=subprotocol)
     session = WatchSession(service, encoder, auth, token)
 
