@@ -18,6 +18,7 @@ from etcdpy.app.gateway.dispatch import Handler, StreamHandler
 from etcdpy.app.gateway.json_body import JsonSyntaxError
 from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader
 from etcdpy.app.peer.forward import forward
+from etcdpy.app.server.auth import request_token
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.storage.errors import LeaseNotFoundError, StorageError
 from etcdpy.storage.lessor import Lease, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest
@@ -61,10 +62,14 @@ async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "LeaseTimeToLiveRequest")
     lease_id = d.get("ID", 0)
     lessor = server.leases.lessor
+    # The names of a lease's keys are readable only by who may read the keys (etcd 3.4.26/3.5.9's fix
+    # of CVE-2023-32082; 3.4.23 told anyone).
+    for key in lessor.attached_keys(lease_id):
+        server.auth.check_read(key, b"")
     leader = server.leader_peer_url()
     if leader is not None:
         body = codec.dumps({"ID": lease_id, "keys": d.get("keys", False)})
-        forwarded = await forward(leader, "/v3/lease/timetolive", body)
+        forwarded = await forward(leader, "/v3/lease/timetolive", body, request_token.get())
         return {**forwarded, "header": server.header()}
     out: dict[str, Any] = {"header": server.header()}
     if lease_id:

@@ -163,6 +163,8 @@ def test_lease_revoke_deleting_forbidden_keys(etcdpy: Runner) -> None:
                 t["root"]).status_code == 200
     attempt(etcdpy, t, "/v3/lease/revoke", {"ID": 91}, t["u1"], DENIED)
     attempt(etcdpy, t, "/v3/lease/revoke", {"ID": 91}, None, NO_USER)
+    # Nor may the user learn the names of the lease's keys it cannot read.
+    refused(post(etcdpy, "/v3/lease/timetolive", {"ID": 91, "keys": True}, t["u1"]), DENIED)
     # Nor may the user attach another key of its own to that lease.
     attempt(etcdpy, t, "/v3/kv/put", {"key": b64("foo2"), "value": b64("l"), "lease": 91}, t["u1"], DENIED)
     assert post(etcdpy, "/v3/lease/revoke", {"ID": 91}, t["root"]).status_code == 200
