@@ -65,6 +65,7 @@ class SimOptions:
     dup: float = 0.03
     max_delay: int = 3
     crash: float = 0.01
+    restart: float = 0.03
     partition: float = 0.01
     pre_vote: bool = True
     check_quorum: bool = True
@@ -74,6 +75,9 @@ class SimOptions:
     max_size_per_msg: int = 0
     max_inflight: int = 8
     election_tick: int = 10
+    # Chance that a newly elected leader is crashed or cut off within a few ticks: the histories of
+    # Figure 8 (leaders that replicated their first entries to few or none) and of stale leaders.
+    leader_faults: float = 0.0
 
 
 class SimStorage(MemoryStorage):
@@ -113,6 +117,9 @@ class SimNode:
     # sent (pre-vote messages aside) and the last vote it cast or asked for, as (term, candidate).
     revealed_term: int = 0
     vote_cast: tuple[int, int] = (0, 0)
+    # The last entry it acknowledged to a leader, as (term of the acknowledgement, index, entry term):
+    # the leader counts on it staying in the log for as long as the term lasts.
+    acked: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:
         self.storage = SimStorage(self)
@@ -146,6 +153,10 @@ class Simulator:
         self.max_committed = 0
         # (leader id, term) -> highest committed index checked for leader completeness.
         self.completeness_checked: dict[tuple[int, int], int] = {}
+        # Pending leader faults: (tick, node id, term).
+        self.leader_hits: list[tuple[int, int, int]] = []
+        # Isolated nodes whose outgoing links come back at a tick: (tick, node id).
+        self.speak_again: list[tuple[int, int]] = []
         # read ctx -> highest commit index observed anywhere when the read was issued.
         self.reads: dict[bytes, int] = {}
         self.trace: list[str] = []
@@ -209,15 +220,43 @@ class Simulator:
         if node.rn is None:
             return
         r = node.rn.raft
+        if r.term < node.revealed_term:
+            self.fail(f"node {node.id} is at term {r.term} after sending messages of term "
+                      f"{node.revealed_term}: its term went back")
         if r.state != StateType.LEADER:
+            if node.acked[0] == r.term:
+                self._check_acked_entry_kept(node)
             return
         other = self.leaders.get(r.term)
         if other is None:
             self.leaders[r.term] = node.id
             self.log(f"{node.id} became leader at term {r.term}", "leader")
+            if self.faults and self.rng.random() < self.opts.leader_faults:
+                delay = self.rng.randrange(3)
+                if delay == 0:
+                    # Before it replicated anything: its first entries stay on its own disk.
+                    self._isolate(node.id, "new leader")
+                else:
+                    self.leader_hits.append((self.now + delay, node.id, r.term))
         elif other != node.id:
             self.fail(f"two leaders in term {r.term}: {other} and {node.id}")
         self._check_leader_completeness(node)
+
+    def _check_acked_entry_kept(self, node: SimNode) -> None:
+        """A node keeps every entry it acknowledged for as long as it stays in that term: the leader's
+        match index (and so its commit index) relies on it, across crashes too."""
+        assert node.rn is not None
+        r = node.rn.raft
+        term, index, entry_term = node.acked
+        if r.term != term or entry_term == 0:
+            return
+        rl = r.raft_log
+        if index < rl.first_index():
+            return  # covered by a snapshot, checked against the committed log
+        got = rl.zero_term_on_compacted(index)
+        if got != entry_term:
+            self.fail(f"node {node.id} acknowledged entry {index} (term {entry_term}) in term {term} and, "
+                      f"still in term {term}, now has {'nothing' if got == 0 else f'term {got}'} there")
 
     def _check_leader_completeness(self, node: SimNode) -> None:
         """Every leader holds every entry committed in its term or earlier (incrementally: each
@@ -244,6 +283,51 @@ class Simulator:
                                   f"index {i}, committed with term {want[0]} (in term {self.commit_term[i]})")
             done = i
         self.completeness_checked[key] = done
+
+    def _log_views(self, node: SimNode) -> list[tuple[int, int, bool]]:
+        """(last index, last term, holds the newest committed entry) of each log the node could vote
+        or campaign with: its log now, and (if running) what a crash losing every unsynced write leaves."""
+        m = self.max_committed
+        m_term = self.committed[m][0]
+        views = []
+        if node.rn is not None:
+            rl = node.rn.raft.raft_log
+            snap_index = rl.first_index() - 1
+            views.append((rl.last_index(), rl.last_term(), m <= snap_index or rl.term(m) == m_term))
+        d = node.disk
+        snap_md = d.snapshot.metadata
+        last = d.entries[-1] if d.entries else None
+        held = m <= snap_md.index or (last is not None and last.index >= m
+                                      and d.entries[m - snap_md.index - 1].term == m_term)
+        if last is None:
+            views.append((snap_md.index, snap_md.term, held))
+        else:
+            views.append((last.index, last.term, held))
+        return views
+
+    def _check_committed_survives_any_election(self) -> None:
+        """No voter lacking the newest committed entry can collect a quorum of votes (§5.4.1's
+        argument, checked on the logs themselves): otherwise some later run of crashes and timeouts
+        elects it and the entry is lost. This notices an unsafe commit when it happens, not only
+        once an unlucky election follows. Checked only while the configuration is the initial one."""
+        if self.opts.conf_changes or self.max_committed == 0 or self.max_committed not in self.committed:
+            return
+        voters = [self.nodes[i] for i in range(1, self.opts.n + 1)]
+        views = {n.id: self._log_views(n) for n in voters}
+        quorum = self.opts.n // 2 + 1
+        m_term = self.committed[self.max_committed][0]
+        for cand in voters:
+            for c_last, c_term, held in views[cand.id]:
+                if held:
+                    continue
+                # A voter grants its vote if the candidate is at least as up to date as the voter's log
+                # (either the one it runs with or the one a crash would leave it).
+                grants = [v.id for v in voters
+                          if any(c_term > vt or (c_term == vt and c_last >= vi) for vi, vt, _ in views[v.id])]
+                if len(grants) >= quorum:
+                    self.fail(f"committed entry {self.max_committed} (term {m_term}) can be lost: node "
+                              f"{cand.id} lacks it (log ends at {c_last}, term {c_term}) yet could be "
+                              f"elected by {grants}")
 
     def _check_snapshot(self, node: SimNode, snap: Snapshot, what: str) -> None:
         """A snapshot holds exactly the committed log up to its index: same term, same state."""
@@ -439,6 +523,10 @@ class Simulator:
             elif m.type == MT.MsgSnap:
                 assert m.snapshot is not None
                 self._check_snapshot(node, m.snapshot, "sent")
+            elif m.type == MT.MsgAppResp and not m.reject and node.rn is not None:
+                rl = node.rn.raft.raft_log
+                if m.index >= rl.first_index() and m.index >= node.acked[1] or m.term > node.acked[0]:
+                    node.acked = (m.term, m.index, rl.zero_term_on_compacted(m.index))
             self.send(m)
 
     def send(self, m: Message) -> None:
@@ -530,16 +618,58 @@ class Simulator:
             live = [n for n in nodes if n.rn is not None]
             if live:
                 self.crash(self.rng.choice(live), "random")
-        elif r < 2 * o.crash + 0.02:
+        elif r < o.crash + o.restart:
             dead = [n for n in nodes if n.rn is None]
             if dead:
                 self.restart(self.rng.choice(dead))
-        elif r < 2 * o.crash + 0.02 + o.partition:
+        elif r < o.crash + o.restart + o.partition:
             self.random_partition([n.id for n in nodes])
-        elif r < 2 * o.crash + 0.02 + 3 * o.partition:
+        elif r < o.crash + o.restart + 3 * o.partition:
+            kind = self.rng.random()
+            if self.cuts and kind < 0.3:
+                # Half-healed: one node's outgoing (or incoming) links come back, the other way stays cut
+                # (an isolated stale leader that can talk again but hears nothing).
+                x = self.rng.choice(sorted(self.cuts))[self.rng.randrange(2)]
+                side = self.rng.randrange(2)
+                self.cuts = {c for c in self.cuts if c[side] != x}
+                self.log(f"{x}'s {'outgoing' if side == 0 else 'incoming'} links healed", "one_way")
+                return
+            if self.cuts and kind < 0.6:
+                # One node reconnects; the rest of the partition stays.
+                back = self.rng.choice(sorted(self.cuts))[self.rng.randrange(2)]
+                self.cuts = {c for c in self.cuts if back not in c}
+                self.log(f"{back} reconnected")
+                return
             if self.cuts:
                 self.log("heal partition")
             self.cuts = set()
+
+    def hit_leaders(self) -> None:
+        due = [h for h in self.leader_hits if h[0] <= self.now]
+        self.leader_hits = [h for h in self.leader_hits if h[0] > self.now]
+        for _, id_, term in due:
+            node = self.nodes[id_]
+            if node.rn is None or node.rn.raft.term != term or node.rn.raft.state != StateType.LEADER:
+                continue
+            if self.rng.random() < 0.5:
+                self.crash(node, "new leader")
+            else:
+                self._isolate(id_, "new leader")
+
+        for _, id_ in [h for h in self.speak_again if h[0] <= self.now]:
+            if any(c[0] == id_ for c in self.cuts):
+                # It still believes it leads (without check-quorum nothing tells it otherwise) and
+                # talks to a cluster that moved on, while hearing nothing back.
+                self.cuts = {c for c in self.cuts if c[0] != id_}
+                self.log(f"{id_}'s outgoing links healed (incoming still cut)", "one_way")
+        self.speak_again = [h for h in self.speak_again if h[0] > self.now]
+
+    def _isolate(self, id_: int, why: str) -> None:
+        others = [n for n in self.nodes if n != id_]
+        self.cuts |= {(id_, o) for o in others} | {(o, id_) for o in others}
+        self.log(f"isolate {id_} ({why})", "partition")
+        if self.rng.random() < 0.5:
+            self.speak_again.append((self.now + self.rng.randrange(20, 60), id_))
 
     def random_partition(self, ids: list[int]) -> None:
         """Cut the network: into two sides, one way only between two sides, or one directed link."""
@@ -648,6 +778,7 @@ class Simulator:
                 progressed = True
             if not progressed:
                 break
+        self._check_committed_survives_any_election()
 
     def run(self) -> None:
         try:
@@ -663,6 +794,7 @@ class Simulator:
         for _ in range(o.chaos_ticks):
             if self.rng.random() < 0.5:
                 self.random_fault()
+            self.hit_leaders()
             if self.rng.random() < 0.3:
                 self.propose(self.rng.choice([1, 1, 2, 5]))
             if o.conf_changes and self.rng.random() < 0.03:

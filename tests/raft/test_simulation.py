@@ -35,6 +35,11 @@ def options_for(seed: int, n: int) -> SimOptions:
         # Tiny messages and a tiny window: exercises flow control and probing.
         o.max_size_per_msg = 40
         o.max_inflight = 2
+    if seed % 3 == 2:
+        # Leader killer: most new leaders are crashed or cut off right after election, dead nodes come
+        # back fast, and entries travel one per message (a new leader's earlier-term entries reach a
+        # follower one at a time). This is how Figure 8's histories, and stale leaders, come about.
+        o.leader_faults, o.restart, o.max_size_per_msg = 0.7, 0.1, 1
     if seed % 7 == 3:
         o.compact_every = 5
     if seed % 11 == 4:
