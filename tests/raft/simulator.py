@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.raft_node import commits_unpersisted
 from raft import (
     ConfChange,
     ConfChangeSingle,
@@ -41,6 +42,7 @@ from raft import (
     MessageType,
     Peer,
     RawNode,
+    Ready,
     Snapshot,
     SnapshotStatus,
     StateType,
@@ -425,10 +427,11 @@ class Simulator:
 
     # -- the Ready loop ---------------------------------------------------------------------
 
-    def sends_before_persisting(self, node: SimNode) -> bool:
-        """app/raft_node.py's rule: a leader replicates while it persists; everyone else replies only
-        once what the reply promises (a vote, an acknowledged entry) is on disk."""
-        return node.role == StateType.LEADER
+    def sends_before_persisting(self, node: SimNode, rd: Ready) -> bool:
+        """app/raft_node.py's rule: a leader replicates while it persists, unless the Ready commits
+        entries it is only now persisting (a one-voter leader); everyone else replies only once what
+        the reply promises (a vote, an acknowledged entry) is on disk."""
+        return node.role == StateType.LEADER and not commits_unpersisted(rd)
 
     def _maybe_crash(self, node: SimNode, allow_crash: bool, why: str) -> bool:
         if allow_crash and self.faults and self.rng.random() < self.opts.crash / 4:
@@ -446,7 +449,7 @@ class Simulator:
             node.role = rd.soft_state.raft_state
         if self._maybe_crash(node, allow_crash, "before handling Ready"):
             return
-        early = self.sends_before_persisting(node)
+        early = self.sends_before_persisting(node, rd)
         if early:
             self.emit(node, rd.messages)
         # 1. write, and sync only if Raft asks (or a snapshot arrived, as the real node does)
@@ -673,6 +676,8 @@ class Simulator:
 
     def random_partition(self, ids: list[int]) -> None:
         """Cut the network: into two sides, one way only between two sides, or one directed link."""
+        if len(ids) < 2:
+            return
         self.rng.shuffle(ids)
         k = self.rng.randrange(1, len(ids))
         a, b = ids[:k], ids[k:]

@@ -171,7 +171,7 @@ def reply_before_persisting(mp: pytest.MonkeyPatch) -> None:
     """The driver sends every member's messages (votes, acknowledgements) before persisting the Ready,
     not only a leader's."""
 
-    def always(self: Simulator, node: SimNode) -> bool:
+    def always(self: Simulator, node: SimNode, rd: Ready) -> bool:
         return True
 
     mp.setattr(Simulator, "sends_before_persisting", always)
@@ -228,3 +228,16 @@ def test_random_runs_catch_mutation(name: str, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(InvariantViolation) as again:
         run_case(seed, n)
     assert str(again.value) == caught
+
+
+def test_one_voter_leader_sending_before_its_sync_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The regression seeds of app/raft_node.py's send order still reach the bug they pin: a leader
+    that alone is a quorum sending its Ready (announcing entries as committed) before syncing it."""
+
+    def leader_always_first(self: Simulator, node: SimNode, rd: Ready) -> bool:
+        return node.role == StateType.LEADER
+
+    monkeypatch.setattr(Simulator, "sends_before_persisting", leader_always_first)
+    for seed in (132, 357):
+        with pytest.raises(InvariantViolation, match="leader completeness"):
+            run_case(seed, 1, conf_changes=True)

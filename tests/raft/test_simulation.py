@@ -104,12 +104,22 @@ REGRESSIONS: list[tuple[int, int, dict[str, object]]] = [
     # A voter demoted to learner after raising its term (no pre-vote/check-quorum) ignored the
     # lower-term leader forever, and never campaigned to make it step down.
     (201693, 5, {}),
+    # A one-voter leader commits what it appends at once; it sent the entries (and a commit index
+    # covering them) to its learners before its own sync, then crashed and lost them.
+    (132, 1, {"conf_changes": True}),
+    (357, 1, {"conf_changes": True}),
 ]
 
 
 @pytest.mark.parametrize("seed,n,overrides", REGRESSIONS, ids=[f"{s}-{n}" for s, n, _ in REGRESSIONS])
 def test_regression(seed: int, n: int, overrides: dict[str, object]) -> None:
     run_case(seed, n, **overrides)
+
+
+def test_one_voter_with_learners() -> None:
+    """A single voter is a quorum on its own, with learners added (and promoted) as it runs."""
+    for seed in range(0, 150, 3):
+        run_case(seed, 1, conf_changes=True)
 
 
 def test_repro() -> None:
