@@ -11,9 +11,13 @@ The state machine is a hash chain over the applied entries; snapshots carry it a
 Safety invariants are checked after every step: one leader per term; log matching; committed
 entries never change; applied entries are committed and every state machine agrees; leader
 completeness (every leader of a term at or above an entry's commit term holds it, checked
-continuously); every snapshot's index, term and content agree with the committed log; term and
-granted vote never go back across a restart; reads are linearizable. Liveness is checked after
-the faults heal.
+continuously); no voter lacking a committed entry could win an election (in runs with a fixed
+configuration); a node keeps what it acknowledged while its term lasts; every snapshot's index,
+term and content agree with the committed log; term and granted vote never go back, across
+restarts too; reads are linearizable. Liveness is checked after the faults heal.
+
+New leaders are sometimes crashed or cut off at once (SimOptions.leader_faults), some of them
+later talking again while still deaf: the histories of the paper's Figure 8 and of stale leaders.
 
 Run one case by hand: SEED=123 N=5 pytest tests/raft/test_simulation.py -k repro
 """
