@@ -3,7 +3,7 @@ into a fresh data directory for a new cluster (what `etcdctl snapshot save` and 
 status|restore` do for etcd). The CLI (`etcdpy snapshot …`, `snapshot_cli.py`) and any other tool call
 these functions; they take paths and URLs and raise `SnapshotError` with a message for the operator.
 
-The snapshot file format (docs/snapshot-format.md): the database dump of `storage.db_snapshot` (records
+The snapshot file format (docs/snapshot-format.md): the database dump of `etcdpy.storage.db_snapshot` (records
 `family u8 | key length u32 | value length u32 | key | value`, ending with a trailer record that holds
 the SHA-256 of the records) followed by 32 bytes: the SHA-256 of the whole dump, trailer included. The
 last 32 bytes are what etcd's snapshot stream ends with and what etcd appends to its saved files.

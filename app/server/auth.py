@@ -1,6 +1,6 @@
 """Authentication and authorisation for one member: who sends a request, and what they may do.
 
-`AuthService` owns the auth store (users, roles, permissions; `storage.auth_store`), the token
+`AuthService` owns the auth store (users, roles, permissions; `etcdpy.storage.auth_store`), the token
 provider (`auth_tokens`) and the checks etcd makes on every request:
 
 - The token comes with the request: the gateway puts the raw `Authorization` header (or the

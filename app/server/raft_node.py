@@ -91,6 +91,13 @@ class LiveSnapshotStorage(MemoryStorage):
         return Snapshot(b"", SnapshotMetadata(conf_state, node.applied, self.term(node.applied)))
 
 
+def commits_unpersisted(rd: Ready) -> bool:
+    """Whether rd's commit index covers entries that rd itself is persisting. A leader that is a quorum
+    on its own (one voter) commits what it appends at once, so its messages announce as committed
+    entries a crash before the sync would lose (a learner would apply them): they wait for the sync."""
+    return bool(rd.entries) and rd.hard_state is not None and rd.hard_state.commit >= rd.entries[0].index
+
+
 @dataclass
 class NodeCallbacks:
     """What the node needs from the server around it."""
@@ -319,7 +326,7 @@ class RaftNode:
         if rd.hard_state is not None:
             self.term = rd.hard_state.term
         sent = False
-        if self.role == StateType.LEADER and rd.messages:
+        if self.role == StateType.LEADER and rd.messages and not commits_unpersisted(rd):
             self.cb.send(rd.messages)
             sent = True
         if rd.snapshot is not None:

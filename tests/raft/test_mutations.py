@@ -1,17 +1,21 @@
 """Mutation checks: break one Raft rule in the core and show that the tests notice.
 
 If the simulator's invariants or the targeted scenarios still passed with a rule broken,
-they would be giving false comfort. Each test monkeypatches a small seam of raft.Raft
-(no test-only flags exist in production code) and expects a violation.
+they would be giving false comfort. Each test monkeypatches a small seam of raft.Raft or
+RawNode, or of the simulated driver's Ready handling (no test-only flags exist in production
+code), and expects a violation. The last group demands that the simulator's random runs, not
+only hand-written scenarios, catch each rule broken in issue 12.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from etcdpy.raft import Message, MessageType, StateType
+from etcdpy.raft import Message, MessageType, RawNode, Ready, StateType
 from etcdpy.raft.raft import Raft
-from tests.raft.simulator import InvariantViolation, ManualCluster
+from tests.raft.simulator import InvariantViolation, ManualCluster, SimNode, Simulator
 from tests.raft.test_paper import check_prevote_keeps_partitioned_node_from_disrupting
 from tests.raft.test_simulation import run_case
 
@@ -135,3 +139,105 @@ def test_mutation_no_check_quorum_step_down_is_caught(monkeypatch: pytest.Monkey
     monkeypatch.setattr(ProgressTracker, "quorum_active", lambda self: True)
     with pytest.raises(AssertionError):
         check_isolated_leader_steps_down()
+
+
+# -- the random runs catch the mutations of issue 12 ---------------------------------------------------
+#
+# Each mutation must be caught by the CI simulation's own random runs (seeds and options as in
+# test_simulation.options_for), not only by a scenario written for it: 3- and 5-node runs
+# alternately, at most 300 short runs, stopping at the first violation.
+
+RANDOM_RUNS = [(n, seed) for seed in range(150) for n in (3, 5)]
+
+
+def commit_earlier_term_by_counting(mp: pytest.MonkeyPatch) -> None:
+    """§5.4.2 / Figure 8: a leader commits an entry of an earlier term once a majority holds it."""
+    mp.setattr(Raft, "_may_commit_by_counting", lambda self, index: True)
+
+
+def vote_not_synced(mp: pytest.MonkeyPatch) -> None:
+    """Ready.must_sync ignores a vote or term change: the vote is written, answered, and a crash loses it."""
+    orig = RawNode.ready
+
+    def ready(self: RawNode) -> Ready:
+        rd = orig(self)
+        rd.must_sync = bool(rd.entries)
+        return rd
+
+    mp.setattr(RawNode, "ready", ready)
+
+
+def reply_before_persisting(mp: pytest.MonkeyPatch) -> None:
+    """The driver sends every member's messages (votes, acknowledgements) before persisting the Ready,
+    not only a leader's."""
+
+    def always(self: Simulator, node: SimNode, rd: Ready) -> bool:
+        return True
+
+    mp.setattr(Simulator, "sends_before_persisting", always)
+
+
+def accept_stale_term_appends(mp: pytest.MonkeyPatch) -> None:
+    """§5.1: the stale-term guard lets a MsgApp from an older term through to the role's handler."""
+    orig = Raft.step
+
+    def step(self: Raft, m: Message) -> None:
+        if m.type == MT.MsgApp and 0 < m.term < self.term:
+            self.step_fn(m)
+            return
+        orig(self, m)
+
+    mp.setattr(Raft, "step", step)
+
+
+def append_stale_term_entries(mp: pytest.MonkeyPatch) -> None:
+    """A narrower §5.1 break: a stale-term MsgApp's entries are appended, but role and leader stay."""
+    orig = Raft.step
+
+    def step(self: Raft, m: Message) -> None:
+        if m.type == MT.MsgApp and 0 < m.term < self.term:
+            self.handle_append_entries(m)
+            return
+        orig(self, m)
+
+    mp.setattr(Raft, "step", step)
+
+
+MUTATIONS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
+    "commit_earlier_term_by_counting": commit_earlier_term_by_counting,
+    "vote_not_synced": vote_not_synced,
+    "reply_before_persisting": reply_before_persisting,
+    "accept_stale_term_appends": accept_stale_term_appends,
+    "append_stale_term_entries": append_stale_term_entries,
+}
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_random_runs_catch_mutation(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    MUTATIONS[name](monkeypatch)
+    for n, seed in RANDOM_RUNS:
+        try:
+            run_case(seed, n)
+        except InvariantViolation as e:
+            caught = str(e)
+            break
+    else:
+        pytest.fail(f"mutation {name} survived {len(RANDOM_RUNS)} random simulator runs")
+    # The failure names its seed, and that seed replays it exactly.
+    assert f"SEED={seed} N={n}" in caught
+    with pytest.raises(InvariantViolation) as again:
+        run_case(seed, n)
+    assert str(again.value) == caught
+
+
+def test_one_voter_leader_sending_before_its_sync_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The regression seeds of app/server/raft_node.py's send order still reach the bug they pin: a leader
+    that alone is a quorum sending its Ready (announcing entries as committed) before syncing it."""
+
+    def leader_always_first(self: Simulator, node: SimNode, rd: Ready) -> bool:
+        return node.role == StateType.LEADER
+
+    monkeypatch.setattr(Simulator, "sends_before_persisting", leader_always_first)
+    for seed in (132, 357):
+        with pytest.raises(InvariantViolation, match="leader completeness"):
+            run_case(seed, 1, conf_changes=True)

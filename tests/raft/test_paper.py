@@ -485,13 +485,29 @@ def check_deposed_leader_serves_no_stale_reads() -> None:
     do(env, "propose 2 new")
     do(env, "stabilize 2 3")
     committed = env.nodes[2].rn.raft.raft_log.committed
-    # Node 1 still believes it leads; a read there must not return an index below `committed`.
+    # Node 1 still believes it leads; a read there must not return an index below `committed`, and
+    # while it cannot hear a majority it must not answer at all.
     do(env, "read-index 1 stale")
     out = do(env, "stabilize 1")
-    for line in out.split("\n"):
-        if "Ctx:b'stale'" in line:
-            index = int(line.split("Index:")[1].split()[0])
-            assert index >= committed, f"stale read at index {index} < {committed}"
+    stale = read_indexes(out, b"stale")
+    for index in stale:
+        assert index >= committed, f"stale read at index {index} < {committed}"
+    assert not stale, "an isolated leader answered a read without confirming its leadership"
+    # Healed, node 1 learns of the new term and steps down; a read it then issues goes to the new
+    # leader and is answered at an index that includes the new entry.
+    do(env, "heal")
+    out = do(env, "stabilize") + do(env, "tick-heartbeat 2") + do(env, "stabilize")
+    assert role(env, 1) == (StateType.FOLLOWER, role(env, 2)[1])
+    assert env.nodes[1].rn.raft.lead == 2
+    assert all(index >= committed for index in read_indexes(out, b"stale"))
+    do(env, "read-index 1 fresh")
+    fresh = read_indexes(do(env, "stabilize"), b"fresh")
+    assert fresh and all(index >= committed for index in fresh), f"read after healing: {fresh}"
+
+
+def read_indexes(out: str, ctx: bytes) -> list[int]:
+    """The indexes of the ReadStates for request context ctx in an interaction trace."""
+    return [int(line.split("Index:")[1].split()[0]) for line in out.split("\n") if f"Ctx:{ctx!r}" in line]
 
 
 def test_deposed_leader_serves_no_stale_reads() -> None:
