@@ -19,7 +19,6 @@ import click
 
 from app.ctl.client import JSON, GatewayClient, b64, unb64
 from app.ctl.context import bad_args, ctl
-from app.ctl.printers import out
 
 ARGS = click.argument("args", nargs=-1)
 
@@ -80,7 +79,8 @@ def lock(args: tuple[str, ...], ttl: int) -> None:
             code = subprocess.run(list(args[1:]), check=False, env=env).returncode
             client.call("/v3/lock/unlock", {"key": b64(key)})
             sys.exit(code)
-        out(key + b"\n")
+        # etcdctl prints the lock key's KeyValue (key, then its empty value) in the -w format.
+        ctl().printer().get(client.call("/v3/kv/range", {"key": b64(key)}))
         sys.stdout.flush()
         _wait_for_signal()
         client.call("/v3/lock/unlock", {"key": b64(key)})

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from app.ctl.client import JSON, CtlError, GatewayError, b64, unb64
-from app.ctl.context import EXIT_INTERRUPTED, bad_args, ctl
+from app.ctl.context import EXIT_INTERRUPTED, EXIT_INVALID_INPUT, bad_args, ctl
 from app.ctl.printers import Printer, out
 from app.ctl.requests import arg_bytes, del_request, get_request, put_request, range_end
 from app.ctl.txn_parse import parse_txn
@@ -92,12 +92,12 @@ def _txn_op(args: list[str]) -> JSON:
     commands = {"get": (get, get_request, "request_range"), "put": (put, put_request, "request_put"),
                 "del": (delete, del_request, "request_delete_range")}
     if args[0] not in commands:
-        raise CtlError(f"invalid txn request: {' '.join(args)}", 1)
+        raise CtlError(f"invalid txn request: {' '.join(args)}", EXIT_INVALID_INPUT)
     cmd, build, field = commands[args[0]]
     try:
         sub = cmd.make_context(args[0], list(args[1:]), resilient_parsing=False)
     except click.UsageError:
-        raise CtlError(f"invalid txn request: {' '.join(args)}", 1) from None
+        raise CtlError(f"invalid txn request: {' '.join(args)}", EXIT_INVALID_INPUT) from None
     params = dict(sub.params)
     op_args = params.pop("args")
     return {field: build(op_args, params)}
@@ -147,12 +147,13 @@ class _Watcher:
     """Runs one watch stream and prints what clientv3's WatchChan would deliver."""
 
     def __init__(self, printer: Printer, lock: threading.Lock, exec_cmd: list[str]) -> None:
+        self.client = ctl().client()  # here, on the command's thread: click's context is thread-local
         self.printer = printer
         self.lock = lock
         self.exec_cmd = exec_cmd
 
     def run(self, create: JSON) -> None:
-        client = ctl().client()
+        client = self.client
         target = int(create.get("start_revision", "0"))
         catchup = _CatchUp(target) if target and sys.stderr.isatty() else None
         for resp in client.stream("/v3/watch", {"create_request": create}, read_timeout=None):
@@ -258,8 +259,7 @@ def watch(args: tuple[str, ...], interactive: bool, prefix: bool, rev: int, prev
     lock = threading.Lock()
     if not interactive:
         if not 1 <= len(words) <= 2:
-            raise bad_args("watch in non-interactive mode requires one or two arguments as key or prefix, "
-                           "with range end")
+            raise bad_args("bad number of arguments")
         create = _create_request(words, prefix, rev, prev_kv, progress_notify)
         _run_watch(_Watcher(printer, lock, exec_cmd), create)
         raise CtlError("watch is canceled by the server", EXIT_INTERRUPTED)
@@ -274,8 +274,8 @@ def _run_watch(watcher: _Watcher, create: JSON) -> None:
 
 
 def _interactive(printer: Printer, lock: threading.Lock) -> None:
-    threads: list[threading.Thread] = []
-    for line in sys.stdin:
+    # readline, not iteration: iterating a pipe reads ahead and would sit on typed lines.
+    for line in iter(sys.stdin.readline, ""):
         words = line.split()
         if not words:
             continue
@@ -292,6 +292,7 @@ def _interactive(printer: Printer, lock: threading.Lock) -> None:
             continue
         thread = threading.Thread(target=_Watcher(printer, lock, []).run, args=(create,), daemon=True)
         thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
+    # etcdctl stops reading (and exits, dropping its watches) when its input ends.
+    with lock:
+        sys.stdout.flush()
+        raise CtlError("Error reading watch request line: EOF", EXIT_INVALID_INPUT)

@@ -43,7 +43,7 @@ def revoke(args: tuple[str, ...]) -> None:
     """Revokes leases."""
     if len(args) != 1:
         raise bad_args("lease revoke command needs 1 argument")
-    lease_id = parse_hex_id(args[0], "lease")
+    lease_id = parse_hex_id(args[0], "lease arg")
     try:
         resp = ctl().client().call("/v3/lease/revoke", {"ID": str(lease_id)})
     except CtlError as exc:
@@ -58,7 +58,7 @@ def timetolive(args: tuple[str, ...], keys: bool) -> None:
     """Get lease information."""
     if len(args) != 1:
         raise bad_args("lease timetolive command needs lease ID as argument")
-    lease_id = parse_hex_id(args[0], "lease")
+    lease_id = parse_hex_id(args[0], "lease arg")
     body: dict[str, object] = {"ID": str(lease_id)}
     if keys:
         body["keys"] = True
@@ -79,7 +79,7 @@ def keep_alive(args: tuple[str, ...], once: bool) -> None:
     """Keeps leases alive (renew)."""
     if len(args) != 1:
         raise bad_args("lease keep-alive command needs lease ID as argument")
-    lease_id = parse_hex_id(args[0], "lease")
+    lease_id = parse_hex_id(args[0], "lease arg")
     client = ctl().client()
     printer = ctl().printer()
     while True:

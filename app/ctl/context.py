@@ -84,7 +84,7 @@ def bad_args(message: str) -> CtlError:
 
 def parse_hex_id(text: str, what: str) -> int:
     """etcdctl parses lease and member ids as hex (strconv.ParseInt/ParseUint base 16)."""
-    func = "ParseInt" if what == "lease" else "ParseUint"
+    func = "ParseInt" if what.startswith("lease") else "ParseUint"
     try:
         value = int(text, 16)
         if text.strip() != text or text.startswith(("0x", "0X", "+")) or "_" in text:
@@ -93,5 +93,7 @@ def parse_hex_id(text: str, what: str) -> int:
         reason = f'strconv.{func}: parsing "{text}": invalid syntax'
         if what == "lease":
             raise bad_args(f"bad lease ID ({reason}), expecting ID in Hex") from None
+        if what == "lease arg":
+            raise bad_args(f"bad lease ID arg ({reason}), expecting ID in Hex") from None
         raise bad_args(f"bad member ID arg ({reason}), expecting ID in Hex") from None
     return value

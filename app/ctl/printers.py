@@ -538,13 +538,13 @@ class FieldsPrinter(Printer):
                 f'"RangeEnd" : {go_quote(unb64(p.get("range_end")))}\n')
 
     def names(self, resp: JSON, field: str) -> None:
+        if field != "roles":
+            self.unsupported()  # etcdctl 3.4 has no fields form of user list
         self.hdr(resp.get("header"))
-        label = "Roles" if field == "roles" else "Users"
-        out(f'"{label}" :' + "".join(f" {go_quote(n)}" for n in resp.get(field, [])) + "\n")
+        out('"Roles" :' + "".join(f" {go_quote(n)}" for n in resp.get(field, [])) + "\n")
 
     def user_get(self, name: str, resp: JSON) -> None:
-        self.hdr(resp.get("header"))
-        out('"Roles" :' + "".join(f" {go_quote(n)}" for n in resp.get("roles", [])) + "\n")
+        self.unsupported()
 
 
 class TablePrinter(Printer):

@@ -65,20 +65,20 @@ def argify(line: str) -> list[str]:
 def parse_compare(line: str) -> JSON:
     target, paren, rest = line.partition("(")
     if not paren:
-        raise CtlError(f"malformed comparison: {line}", 1)
+        raise CtlError(f"malformed comparison: {line}", EXIT_INVALID_INPUT)
     match = _COMPARE.match(rest)
     if not match:
-        raise CtlError(f"malformed comparison: {line}", 1)
+        raise CtlError(f"malformed comparison: {line}", EXIT_INVALID_INPUT)
     key, op, value = go_unquote(match.group(1)), match.group(2), go_unquote(match.group(3))
     if op not in _RESULTS:
-        raise CtlError(f"malformed comparison: {line} (unknown op {op})", 1)
+        raise CtlError(f"malformed comparison: {line} (unknown op {op})", EXIT_INVALID_INPUT)
     cmp: JSON = {"result": _RESULTS[op], "key": b64(key.encode("utf-8", "surrogateescape"))}
     fields = {"ver": ("VERSION", "version"), "version": ("VERSION", "version"),
               "c": ("CREATE", "create_revision"), "create": ("CREATE", "create_revision"),
               "m": ("MOD", "mod_revision"), "mod": ("MOD", "mod_revision"),
               "val": ("VALUE", "value"), "value": ("VALUE", "value"), "lease": ("LEASE", "lease")}
     if target not in fields:
-        raise CtlError(f"malformed comparison: {line} (unknown target {target})", 1)
+        raise CtlError(f"malformed comparison: {line} (unknown target {target})", EXIT_INVALID_INPUT)
     name, field = fields[target]
     cmp["target"] = name
     if name == "VALUE":
@@ -88,21 +88,22 @@ def parse_compare(line: str) -> JSON:
             number = int(value, 16) if name == "LEASE" else int(value)
         except ValueError:
             raise CtlError(f"malformed comparison: {line} (strconv.ParseInt: parsing {value!r}: "
-                           "invalid syntax)", 1) from None
+                           "invalid syntax)", EXIT_INVALID_INPUT) from None
         cmp[field] = str(number)
     return cmp
 
 
-def read_block(stream: IO[str]) -> list[str]:
-    """Lines up to the next blank line; end of input before it is etcdctl's ``Error: EOF``."""
-    lines: list[str] = []
+def read_block(stream: IO[str], parse: Callable[[str], JSON]) -> list[JSON]:
+    """Parse lines up to the next blank line, each as soon as it is read (a bad line fails before
+    the input ends, as in etcdctl); end of input before the blank line is ``Error: EOF``."""
+    items: list[JSON] = []
     while True:
         line = stream.readline()
         if not line.endswith("\n"):
             raise CtlError("EOF", EXIT_INVALID_INPUT)
         if line == "\n":
-            return lines
-        lines.append(line.rstrip("\n"))
+            return items
+        items.append(parse(line.rstrip("\n")))
 
 
 OpBuilder = Callable[[list[str]], JSON]
@@ -113,13 +114,13 @@ def parse_txn(stream: IO[str], interactive: bool, build_op: OpBuilder,
     """Read the three blocks and return the gateway's txn request body."""
     if interactive:
         prompt("compares:\n")
-    compares = [parse_compare(line) for line in read_block(stream)]
+    compares = read_block(stream, parse_compare)
     if interactive:
         prompt("success requests (get, put, del):\n")
-    success = [_op(line, build_op) for line in read_block(stream)]
+    success = read_block(stream, lambda line: _op(line, build_op))
     if interactive:
         prompt("failure requests (get, put, del):\n")
-    failure = [_op(line, build_op) for line in read_block(stream)]
+    failure = read_block(stream, lambda line: _op(line, build_op))
     body: JSON = {}
     if compares:
         body["compare"] = compares
@@ -133,5 +134,5 @@ def parse_txn(stream: IO[str], interactive: bool, build_op: OpBuilder,
 def _op(line: str, build_op: OpBuilder) -> JSON:
     args = argify(line)
     if len(args) < 2:
-        raise CtlError(f"invalid txn compare request: {line}", 1)
+        raise CtlError(f"invalid txn compare request: {line}", EXIT_INVALID_INPUT)
     return build_op(args)
