@@ -137,6 +137,11 @@ class Run:
             if not chunk:
                 break
             buf += chunk
+        got = buf.count(b"\n")
+        if self.tool == "etcdctl" and got != wanted:
+            # The script's line count is checked against the oracle, so a wrong count cannot hide output.
+            raise AssertionError(f"etcdctl {' '.join(args)} printed {got} lines, "
+                                 f"script expects {wanted}: {buf.decode(errors='replace')!r}")
         proc.terminate()
         try:
             proc.communicate(timeout=10)
@@ -195,5 +200,8 @@ def run_sections(run: Run, sections: list[Section], on: Callable[[Section], bool
         if not on(section):
             continue
         for idx, step in enumerate(section.steps):
+            t0 = time.monotonic()
             results[f"{section.name}#{idx}"] = run.run_step(step)
+            if os.environ.get("CTL_TIMING"):
+                print(f"{run.tool} {section.name}#{idx} {' '.join(step.args)}: {time.monotonic() - t0:.2f}s")
     return results

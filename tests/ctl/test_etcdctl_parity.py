@@ -74,7 +74,8 @@ def test_etcdpyctl_matches_etcdctl_on_etcd(runs: dict[str, dict[str, Result]], s
 
 
 @pytest.mark.parametrize("section", sorted(ETCDPY_SECTIONS))
-def test_etcdpyctl_on_etcdpy_matches_etcdctl_on_etcd(runs: dict[str, dict[str, Result]], section: str) -> None:
+def test_etcdpyctl_on_etcdpy_matches_etcdctl_on_etcd(runs: dict[str, dict[str, Result]],
+                                                     section: str) -> None:
     want = {k: v for k, v in runs["etcdctl@etcd"].items() if k.startswith(section + "#")}
     got = {k: v for k, v in runs["etcdpyctl@etcdpy"].items() if k.startswith(section + "#")}
     assert got, "the section ran"
