@@ -319,6 +319,10 @@ def snapshot_save(args: tuple[str, ...]) -> None:
     if checksum and digest.digest() != checksum:
         os.unlink(part)
         raise CtlError("snapshot: sha256 checksum mismatch", 1)
+    if checksum:
+        # etcdctl keeps the trailing SHA-256 in the file; `snapshot restore` checks it from there.
+        with open(part, "ab") as fh:
+            fh.write(checksum)
     os.replace(part, path)
     out(f"Snapshot saved at {path}\n")
 
