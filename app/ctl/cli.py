@@ -23,7 +23,8 @@ from app.ctl.context import Ctl, parse_duration
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--endpoints", default="127.0.0.1:2379", help="gRPC endpoints (comma separated)")
+# A string slice, as in pflag: repeating the flag appends to the list.
+@click.option("--endpoints", multiple=True, help="endpoints, comma separated [default: 127.0.0.1:2379]")
 @click.option("-w", "--write-out", "write_out", default="simple",
               help="set the output format (fields, json, simple, table, yaml)")
 @click.option("--hex", "is_hex", is_flag=True, help="print byte strings as hex encoded strings")
@@ -43,13 +44,14 @@ from app.ctl.context import Ctl, parse_duration
 @click.option("-d", "--discovery-srv", default=None, hidden=True)
 @click.option("--discovery-srv-name", default=None, hidden=True)
 @click.pass_context
-def root(ctx: click.Context, endpoints: str, write_out: str, is_hex: bool, dial_timeout: str,
+def root(ctx: click.Context, endpoints: tuple[str, ...], write_out: str, is_hex: bool, dial_timeout: str,
          command_timeout: str, cacert: str | None, cert: str | None, key: str | None, user: str | None,
          password: str | None, insecure_skip_tls_verify: bool, **_ignored: object) -> None:
     """A simple command line client for etcd and etcdpy, over the v3 JSON gateway."""
     if password is not None and user is not None and ":" in user:
         raise CtlError("Password should not be included in username when --password is used", 128)
-    obj = Ctl(endpoints=[e for e in endpoints.split(",") if e], write_out=write_out, is_hex=is_hex,
+    eps = [e for flag in endpoints or ("127.0.0.1:2379",) for e in flag.split(",") if e]
+    obj = Ctl(endpoints=eps, write_out=write_out, is_hex=is_hex,
               dial_timeout=parse_duration(dial_timeout), command_timeout=parse_duration(command_timeout),
               user=user, password=password, cacert=cacert, cert=cert, key=key,
               insecure_skip_verify=insecure_skip_tls_verify)

@@ -11,15 +11,17 @@ import hashlib
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import click
 
-from app.ctl.client import JSON, CtlError, GatewayClient, GatewayError, Unreachable, base_url
+from app.ctl.client import JSON, ClientConfig, CtlError, GatewayClient, GatewayError, Unreachable, base_url
 from app.ctl.context import bad_args, ctl, parse_hex_id
 from app.ctl.gojson import go_duration, go_quote
 from app.ctl.printers import EpHash, EpHealth, EpStatus, Printer, out
 
 ARGS = click.argument("args", nargs=-1)
+HEALTH_RETRY_S = 0.1
 
 
 # --- member -------------------------------------------------------------------------------------
@@ -142,40 +144,44 @@ CLUSTER = click.option("--cluster", is_flag=True, help="use all endpoints from t
 @CLUSTER
 def endpoint_health(cluster: bool) -> None:
     """Checks the healthiness of endpoints specified in `--endpoints` flag."""
-    results = []
-    for ep in _endpoints(_cluster_flag(cluster)):
-        start = time.monotonic()
-        health = EpHealth(ep=ep, health=False, took="")
-        try:
-            client = _one(ep)
-            try:
-                client.call("/v3/kv/range", {"key": base64.b64encode(b"health").decode()})
-                health.health = True
-            except GatewayError as exc:
-                if exc.message == "etcdserver: permission denied":
-                    health.health = True
-                else:
-                    health.error = exc.message
-            if health.health:
-                try:
-                    alarms = client.call("/v3/maintenance/alarm", {"action": "GET"}).get("alarms", [])
-                except GatewayError as exc:
-                    # A server without the alarm RPC (404) has no alarms to report.
-                    alarms = [] if exc.grpc_code == 12 else None  # type: ignore[assignment]
-                if alarms is None:
-                    health.health, health.error = False, "Unable to fetch the alarm list"
-                elif alarms:
-                    health.health = False
-                    health.error = "Active Alarm(s): " + ", ".join(
-                        f"memberID:{a.get('memberID')} alarm:{a.get('alarm')} " for a in alarms)
-            client.close()
-        except CtlError as exc:
-            health.error = exc.message
-        health.took = go_duration(time.monotonic() - start)
-        results.append(health)
+    eps = _endpoints(_cluster_flag(cluster))
+    configs = [ctl().config([ep]) for ep in eps]  # built here: click's context is thread-local
+    with ThreadPoolExecutor(max_workers=max(len(eps), 1)) as pool:
+        futures = [pool.submit(_check_health, ep, cfg) for ep, cfg in zip(eps, configs, strict=True)]
+        # etcdctl checks all endpoints at once and reports them in the order the answers arrive.
+        results = [f.result() for f in as_completed(futures)]
     ctl().printer().endpoint_health(results)
     if not all(h.health for h in results):
         raise CtlError("unhealthy cluster", 1)
+
+
+def _check_health(ep: str, config: ClientConfig) -> EpHealth:
+    """etcdctl 3.4's probe: a linearizable read of "health" (permission denied counts as healthy)."""
+    start = time.monotonic()
+    health = EpHealth(ep=ep, health=False, took="")
+    try:
+        client = GatewayClient(config)
+        try:
+            while True:
+                try:
+                    client.call("/v3/kv/range", {"key": base64.b64encode(b"health").decode()})
+                    break
+                except Unreachable:
+                    # Like gRPC, keep dialling until the command deadline rather than failing at once.
+                    if time.monotonic() - start + HEALTH_RETRY_S >= config.command_timeout:
+                        time.sleep(max(config.command_timeout - (time.monotonic() - start), 0))
+                        raise
+                    time.sleep(HEALTH_RETRY_S)
+            health.health = True
+        finally:
+            client.close()
+    except GatewayError as exc:
+        health.health = exc.message == "etcdserver: permission denied"
+        health.error = "" if health.health else exc.message
+    except CtlError as exc:
+        health.error = exc.message
+    health.took = go_duration(time.monotonic() - start)
+    return health
 
 
 @endpoint.command("status")

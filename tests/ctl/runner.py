@@ -57,6 +57,7 @@ class Run:
         self.learn("CLUSTER", int(header["cluster_id"]))
         self.learn("MEMBER", int(header["member_id"]))
         self.variables["member"] = f"{int(header['member_id']):x}"
+        self.variables["endpoint"] = self.endpoint
         for member in resp["members"]:
             for url in member.get("peerURLs", []):
                 self.replacements.append((url, "<PEER-URL>"))

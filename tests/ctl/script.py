@@ -155,6 +155,10 @@ CLUSTER = Section("cluster", [
     Step(["endpoint", "status", "--cluster"], scrub=STATUS),
     *each(["endpoint", "health"], ALL_FORMATS, scrub=TOOK),
     Step(["endpoint", "health", "--cluster"], scrub=TOOK),
+    # A down endpoint (nothing listens on port 1): reported after the deadline, the live one first.
+    *each(["--endpoints=127.0.0.1:1,{endpoint}", "--command-timeout=1s", "endpoint", "health"], scrub=TOOK),
+    Step(["--endpoints=127.0.0.1:1,{endpoint}", "--command-timeout=1s", "get", "foo"]),
+    Step(["--endpoints=127.0.0.1:1,{endpoint}", "--command-timeout=1s", "endpoint", "status"], scrub=STATUS),
     Step(["move-leader", "{member}"]),
     Step(["move-leader", "1234"]),
     Step(["move-leader", "zz"]),
