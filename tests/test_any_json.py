@@ -18,12 +18,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from etcdpy.app.config import Config
 from etcdpy.app.gateway import codec, dispatch
 from etcdpy.app.gateway.asgi import gateway_routes
 from etcdpy.app.gateway.codec import DecodeError
 from etcdpy.app.gateway.schema import MESSAGES, RPCS, lower_camel
 from etcdpy.app.gateway.watch import sse as watch_sse
 from etcdpy.app.server.applier import Applier, ApplyFailed
+from etcdpy.app.server.auth import AuthService
 from etcdpy.storage import txn as txn_eval
 from etcdpy.storage.errors import CompactedError, TooManyOpsError
 from etcdpy.storage.kv_types import Compare, CompareTarget, PutRequest, RangeRequest, TxnRequest
@@ -270,7 +272,11 @@ def _applier(store: MVCCStore) -> Applier:
     def no_member_updates(index: int, cmd: Any) -> Any:
         raise AssertionError("no membership commands here")
 
-    return Applier(store, Lessor(store), lambda events, revision: None, no_member_updates)
+    async def unused(*args: Any) -> Any:
+        raise AssertionError("the applier proposes nothing")
+
+    auth = AuthService(store, Config(), unused, unused)
+    return Applier(store, Lessor(store), lambda events, revision: None, no_member_updates, auth)
 
 
 def test_applier_stops_rather_than_marking_a_failed_entry_applied(store: MVCCStore,

@@ -26,7 +26,7 @@ from etcdpy.app.ctl.client import (
 )
 from etcdpy.app.ctl.context import bad_args, ctl, parse_hex_id
 from etcdpy.app.ctl.gojson import go_duration, go_quote
-from etcdpy.app.ctl.printers import EpHash, EpHealth, EpStatus, Printer, out
+from etcdpy.app.ctl.printers import DBStatus, EpHash, EpHealth, EpStatus, Printer, out
 
 ARGS = click.argument("args", nargs=-1)
 HEALTH_RETRY_S = 0.1
@@ -362,6 +362,46 @@ def snapshot_status(args: tuple[str, ...]) -> None:
         status = db_status(args[0])
     except OSError as exc:
         raise CtlError(f"stat {args[0]}: {exc.strerror.lower() if exc.strerror else exc}", 1) from exc
+    except CtlError:
+        status = _etcdpy_snapshot_status(args[0])
     printer = ctl().printer()
     printer.db_status(status)
+
+
+def _etcdpy_snapshot_status(path: str) -> DBStatus:
+    """Not etcd's bolt file: an etcdpy snapshot (docs/snapshot-format.md) is read by its own rules."""
+    from etcdpy.app import backup
+
+    try:
+        st = backup.status(path)
+    except backup.SnapshotError:
+        raise CtlError("invalid database", 1) from None
+    return DBStatus(hash=st.hash, revision=st.revision, total_key=st.total_key, total_size=st.total_size)
+
+
+@snapshot.command("restore")
+@ARGS
+@click.option("--name", default="default", help="Human-readable name for this member")
+@click.option("--initial-cluster", default="default=http://localhost:2380",
+              help="Initial cluster configuration for restore bootstrap")
+@click.option("--initial-cluster-token", default="etcd-cluster",
+              help="Initial cluster token for the etcd cluster during restore bootstrap")
+@click.option("--initial-advertise-peer-urls", default="http://localhost:2380",
+              help="List of this member's peer URLs to advertise to the rest of the cluster")
+@click.option("--data-dir", default="", help="Path to the data directory")
+@click.option("--skip-hash-check", is_flag=True, help="Ignore snapshot integrity hash value")
+def snapshot_restore(args: tuple[str, ...], name: str, initial_cluster: str, initial_cluster_token: str,
+                     initial_advertise_peer_urls: str, data_dir: str, skip_hash_check: bool) -> None:
+    """Restores an etcdpy member snapshot to an etcdpy data directory (a new cluster's member)."""
+    if len(args) != 1:
+        raise bad_args("snapshot restore requires exactly one argument")
+    from etcdpy.app import backup
+
+    try:
+        backup.restore(args[0], name=name, initial_cluster=initial_cluster,
+                       initial_advertise_peer_urls=initial_advertise_peer_urls.split(","),
+                       initial_cluster_token=initial_cluster_token, data_dir=data_dir,
+                       skip_hash_check=skip_hash_check)
+    except backup.SnapshotError as exc:
+        raise CtlError(str(exc), 1) from None
 

@@ -21,10 +21,10 @@ from tests.ctl.runner import Result, Run, run_sections
 from tests.ctl.script import SECTIONS, Section
 from tests.servers import Server, start_etcd, start_etcdpy
 
-ETCDPY_SECTIONS = {"kv", "watch", "lease", "cluster"}
-# Waiting for the server work in progress (maintenance alarm/defragment/snapshot, /v3/auth/*,
-# /v3/lock and /v3/election); these sections run against real etcd only until then.
-ETCDPY_PENDING = {"maintenance", "auth", "concurrency"}
+ETCDPY_SECTIONS = {"kv", "watch", "lease", "cluster", "maintenance", "auth", "concurrency"}
+# etcd's snapshot file is a bolt database and etcdpy's is not (docs/snapshot-format.md): `snapshot
+# status` is compared on etcd's file only; test_extensions.py checks it on etcdpy's.
+ETCDPY_PENDING = {"snapshot-file"}
 
 assert ETCDPY_SECTIONS | ETCDPY_PENDING == {s.name for s in SECTIONS}
 

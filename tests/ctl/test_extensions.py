@@ -102,3 +102,35 @@ def test_console_script_is_installed(server: Server) -> None:
     proc = subprocess.run([str(script), f"--endpoints={server.url}", "put", "cs/k", "v"],
                           capture_output=True, env=env, timeout=30)
     assert (proc.stdout, proc.returncode) == (b"OK\n", 0), proc.stderr
+
+
+def test_snapshot_save_status_restore_of_an_etcdpy_snapshot(ctl: CtlRun, server: Server,
+                                                            tmp_path: Path) -> None:
+    """etcdpy's snapshot file is not etcd's bolt database: status and restore read it by its own rules,
+    and a restored data dir serves the saved keys at their revisions."""
+    assert ctl("put", "snap/a", "1")[2] == 0
+    revision = json.loads(ctl("get", "snap/a", "-w", "json")[0])["header"]["revision"]
+    out, err, code = ctl("snapshot", "save", "backup.db")
+    assert code == 0, err
+    doc = json.loads(ctl("snapshot", "status", "backup.db", "-w", "json")[0])
+    assert doc["revision"] == revision and doc["totalKey"] > 0
+    assert doc["totalSize"] == (tmp_path / "backup.db").stat().st_size - 32  # less the SHA-256
+    table = ctl("snapshot", "status", "backup.db", "-w", "table")[0]
+    header, row = table.splitlines()[1], table.splitlines()[3]
+    assert header.split("|")[1].strip() == "HASH" and "| REVISION | TOTAL KEYS | TOTAL SIZE |" in header
+    assert int(row.split("|")[2]) == revision
+
+    restored = tmp_path / "restored.etcdpy"
+    out, err, code = ctl("snapshot", "restore", "backup.db", "--name", "r1", f"--data-dir={restored}",
+                         "--initial-cluster", "r1=http://127.0.0.1:2390",
+                         "--initial-advertise-peer-urls", "http://127.0.0.1:2390")
+    assert code == 0, err
+    assert (restored / "member").is_dir()
+    out, err, code = ctl("snapshot", "restore", "backup.db", "--name", "r1", f"--data-dir={restored}",
+                         "--initial-cluster", "r1=http://127.0.0.1:2390",
+                         "--initial-advertise-peer-urls", "http://127.0.0.1:2390")
+    assert code == 1 and err.startswith("Error: ") and "exists" in err
+
+    (tmp_path / "cut.db").write_bytes((tmp_path / "backup.db").read_bytes()[:100])
+    out, err, code = ctl("snapshot", "status", "cut.db")
+    assert code == 1 and err == "Error: invalid database\n"
