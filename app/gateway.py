@@ -17,7 +17,7 @@ from typing import Any
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import codec
+from app import codec, learner_gate
 from app.codec import DecodeError
 from app.errors import (
     DEADLINE_EXCEEDED,
@@ -198,6 +198,9 @@ class Gateway:
                 await respond(send, 404, b"Not Found\n", _TEXT)
             elif scope["method"] != "POST":
                 await respond(send, 405, b"Method Not Allowed\n", _TEXT)
+            elif learner_gate.is_learner(self.server):
+                err = learner_gate.NOT_SUPPORTED_FOR_LEARNER
+                await respond(send, err.http_status, learner_gate.stream_error_json(err), _JSON_ERR)
             else:
                 await stream(self.server, scope, receive, send)
             return
@@ -208,6 +211,10 @@ class Gateway:
         if body is None:
             limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
             await respond_error(send, grpc_message_too_large(self.body_limit, limit))
+            return
+        grpc_limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
+        if learner_gate.refuses(self.server, path, body, grpc_limit):  # after decoding, as etcd
+            await respond_error(send, learner_gate.NOT_SUPPORTED_FOR_LEARNER)
             return
         try:
             timeout = grpc_timeout(scope)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, WebSocket
 
-from app import gateway, lease_api, watch_sse
+from app import gateway, learner_gate, lease_api, watch_sse
 from app.server import EtcdServer
 from app.watch_api import watch_stream
 from app.watch_ws import watch_websocket
@@ -32,6 +32,13 @@ def install(api: FastAPI, server: EtcdServer | None) -> None:
     service = server.watch_service
 
     async def ws_endpoint(websocket: WebSocket) -> None:
+        if learner_gate.is_learner(server):
+            # What etcd's WebSocket proxy relays when the watch stream is refused: the stream error.
+            await websocket.accept()
+            await websocket.send_text(learner_gate.stream_error_json(learner_gate.NOT_SUPPORTED_FOR_LEARNER)
+                                      .decode())
+            await websocket.close()
+            return
         await watch_websocket(websocket, service)
 
     for path in ("/v3/watch", "/v3beta/watch"):

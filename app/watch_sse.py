@@ -31,6 +31,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from app import learner_gate
 from app.watch_encode import event_json
 from app.watch_service import Session, WatchService
 from storage.kv_range import GTE_RANGE_END
@@ -250,6 +251,11 @@ def install(api: FastAPI, service: WatchService | None, cors_spec: str) -> None:
         if resume is not None:
             start = resume + 1
         assert service is not None, "the SSE endpoint needs a running server"
+        if learner_gate.is_learner(service.server):  # a learner serves no watch, as etcd
+            err = learner_gate.NOT_SUPPORTED_FOR_LEARNER
+            headers = {k.decode(): v.decode() for k, v in cors_headers}
+            body = {"error": err.message, "message": err.message, "code": err.code}
+            return JSONResponse(body, status_code=err.http_status, headers=headers)
         return SSEStream(service, raw_key, end, start, prev_kv, "noput" in flags, "nodelete" in flags,
                          progress_interval, cors_headers)
 
