@@ -1,5 +1,9 @@
 """The `etcdpy` command: parse etcd's flags, open the member, serve its client URLs (and dispatch
-`etcdpy snapshot …` to `snapshot_cli.py`)."""
+`etcdpy snapshot …` to `snapshot_cli.py`).
+
+Every failure an operator can cause ends with one line on stderr and etcd's exit status: flag errors
+as Go's flag package prints them, start-up failures as `etcdpy: <etcd's message>` (app/startup.py).
+"""
 
 from __future__ import annotations
 
@@ -9,30 +13,16 @@ import os
 import socket
 import sys
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvicorn
 
-from etcdpy.app.config import Config, ConfigError, parse_args
+from etcdpy.app import usage
+from etcdpy.app.config import Config, ConfigError, HelpRequested, VersionRequested, parse_args
 from etcdpy.app.gateway.asgi import create_app
 from etcdpy.app.peer.transport import PeerApp, fetch_members
-from etcdpy.app.server.etcd_server import DataDirError, EtcdServer
-from etcdpy.storage.wal import WalCorruptError
+from etcdpy.app.startup import StartupError, bind_all, check_data_dir_listable, open_server, touch_data_dir
 
 log = logging.getLogger("etcdpy")
-
-
-def _bind(url: str) -> socket.socket:
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = parts.port or (2379 if parts.scheme == "http" else 2379)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
@@ -44,7 +34,7 @@ def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        log_level=config.log_level,
+        log_level=config.python_log_level,
         timeout_graceful_shutdown=2,
     ))
 
@@ -71,7 +61,18 @@ async def _join_info(config: Config) -> dict[str, Any] | None:
 
 
 async def serve(config: Config) -> None:
-    server = EtcdServer(config, joined=await _join_info(config))
+    # etcd's order: list the data dir, bind peer then client URLs, then create and open the data dir.
+    check_data_dir_listable(config.data_dir)
+    bound: list[socket.socket] = []
+    try:
+        peer_sockets = bind_all(config.listen_peer_urls, bound)
+        client_sockets = bind_all(config.listen_client_urls, bound)
+        touch_data_dir(config.data_dir)
+        server = await open_server(config, await _join_info(config))
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
     client_app = create_app(server)
     client_server = _uvicorn(client_app, config)
     peer_app = PeerApp(
@@ -87,8 +88,6 @@ async def serve(config: Config) -> None:
         client_app=client_app,
     )
     peer_server = _uvicorn(peer_app, config)
-    client_sockets = [_bind(url) for url in config.listen_client_urls]
-    peer_sockets = [_bind(url) for url in config.listen_peer_urls]
     server.start()
     # Streams (watch, SSE) end with a last word as soon as a shutdown begins, not when cut at its end.
     server.watch_service.watch_exit(lambda: client_server.should_exit)
@@ -112,13 +111,21 @@ def main(argv: list[str] | None = None) -> None:
         from etcdpy.app import snapshot_cli
 
         sys.exit(snapshot_cli.main(args[1:]))
+    # Before the flags are parsed only a config file's warnings can be logged.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = parse_args(args)
+    except HelpRequested:
+        sys.stdout.write(usage.usage())
+        sys.exit(0)
+    except VersionRequested:
+        sys.stdout.write(usage.version())
+        sys.exit(0)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(exc.exit_code)
+    logging.getLogger().setLevel(config.python_log_level)
     try:
         import uvloop
 
@@ -130,10 +137,6 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
-    except DataDirError as exc:
+    except StartupError as exc:
         print(f"etcdpy: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except WalCorruptError as exc:
-        # etcd: "failed to read WAL, cannot be repaired" with walpb's error, and exit status 1.
-        print(f"etcdpy: failed to read WAL, cannot be repaired: {exc}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(exc.exit_code)

@@ -2,7 +2,10 @@
 
 Flags follow Go's flag package as etcd uses it: `-flag value`, `--flag value`, `--flag=value`, bare
 boolean flags; an unknown flag is refused with Go's message. With `--config-file`, the YAML file (same
-keys as the flags) is the whole configuration and other flags are ignored, as in etcd.
+keys as the flags) is the whole configuration and other flags are ignored, as in etcd. `-h`/`--help`
+and `--version` end parsing with `HelpRequested`/`VersionRequested` for the command to answer.
+
+Values are validated as etcd validates them, with etcd's messages.
 """
 
 from __future__ import annotations
@@ -26,6 +29,21 @@ class ConfigError(Exception):
         super().__init__(message)
         self.exit_code = exit_code
 
+
+class HelpRequested(Exception):
+    """`-h`/`--help` was given: print the usage and exit 0, as etcd does."""
+
+
+class VersionRequested(Exception):
+    """`--version` was given (and the flags parsed): print the versions and exit 0, as etcd does."""
+
+
+# etcd 3.4's --log-level values (capnslog's names) and the Python logging level each maps to.
+LOG_LEVELS = {
+    "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
+    "panic": logging.CRITICAL, "fatal": logging.CRITICAL,
+}
+COMPACTION_MODES = ("periodic", "revision")
 
 # Flags etcd declares as signed; every other integer flag is unsigned (a negative value is refused).
 _SIGNED = {"quota_backend_bytes"}
@@ -77,6 +95,15 @@ class Config:
             self.data_dir = f"{self.name}.etcdpy"
 
     @property
+    def python_log_level(self) -> int:
+        return LOG_LEVELS[self.log_level]
+
+    @property
+    def compaction_retention(self) -> float:
+        """--auto-compaction-retention as etcd reads it: seconds (periodic mode) or revisions (revision)."""
+        return parse_compaction_retention(self.auto_compaction_mode, self.auto_compaction_retention)
+
+    @property
     def watch_progress_notify_interval_s(self) -> float:
         return parse_duration(self.experimental_watch_progress_notify_interval)
 
@@ -99,6 +126,26 @@ class Config:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"invalid URL {url!r}: expected http(s)://host:port")
+        # etcdpy has no TLS yet, so an https listen URL can never have the key and certificate etcd asks
+        # for: refuse it with etcd's message rather than serve plain HTTP on it.
+        for url in self.listen_client_urls:
+            if urlsplit(url).scheme == "https":
+                raise ConfigError("TLS key/cert (--cert-file, --key-file) must be provided for client url "
+                                  f"{url} with HTTPS scheme", exit_code=1)
+        for url in self.listen_peer_urls:
+            if urlsplit(url).scheme == "https":
+                raise ConfigError(f"cannot listen on TLS for {urlsplit(url).netloc}: KeyFile and CertFile "
+                                  "are not presented", exit_code=1)
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f'unknown level "{self.log_level}": --log-level only supports debug, info, '
+                              "warn, error, panic, or fatal")
+        if self.auto_compaction_mode not in COMPACTION_MODES:
+            raise ConfigError("error verifying flags, unknown auto-compaction-mode "
+                              f"\"{self.auto_compaction_mode}\". See 'etcdpy --help'.", exit_code=1)
+        try:
+            parse_compaction_retention(self.auto_compaction_mode, self.auto_compaction_retention)
+        except ValueError as exc:
+            raise ConfigError(f"error parsing CompactionRetention: {exc}", exit_code=1) from None
         if self.initial_cluster_state not in ("new", "existing"):
             raise ConfigError(
                 f'invalid value "{self.initial_cluster_state}" for flag -initial-cluster-state: invalid value'
@@ -131,7 +178,17 @@ class Config:
             raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+def parse_compaction_retention(mode: str, text: str) -> float:
+    """etcd's parseCompactionRetention: a plain non-negative integer counts hours (periodic) or revisions
+    (revision); anything else is a Go duration (in revision mode its nanoseconds count revisions)."""
+    if re.fullmatch(r"[+-]?\d+", text) and int(text) >= 0:
+        return int(text) * 3600.0 if mode == "periodic" else int(text)
+    seconds = parse_duration(text)
+    return seconds if mode == "periodic" else round(seconds * 1e9)
+
+
+# A number and its unit: Go reads everything up to the next digit or dot as the unit.
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([^\d.]*)")
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -149,10 +206,13 @@ def parse_duration(text: str) -> float:
     while pos < len(s):
         m = _DURATION.match(s, pos)
         if m is None:
-            if _DURATION.match(s + "s", pos) and pos == 0:
-                raise ValueError(f'time: missing unit in duration "{text}"')
             raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        unit = m.group(2)
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        if unit not in _UNIT_S:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+        total += float(m.group(1)) * _UNIT_S[unit]
         pos = m.end()
     return sign * total
 
@@ -168,6 +228,10 @@ def _flag(attr: str) -> str:
 
 
 FLAGS = {_flag(name) for name in _FIELDS}
+HELP_FLAGS = ("h", "help")  # Go's flag package answers both with the usage
+BOOL_FLAGS = {"version"}  # flags that are not Config fields and take no value
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}  # Go's strconv.ParseBool
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
 def _convert(attr: str, raw: Any) -> Any:
@@ -200,6 +264,7 @@ _GO_BOOLS = {v: True for v in ("1", "t", "T", "TRUE", "true", "True")} | {
 
 def parse_args(argv: list[str]) -> Config:
     values: dict[str, Any] = {}
+    version = False
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -211,6 +276,13 @@ def parse_args(argv: list[str]) -> Config:
         if not stripped or stripped[0] in "-=":
             raise ConfigError(f"bad flag syntax: {arg}")
         name, has_value, value = stripped.partition("=")
+        if name in HELP_FLAGS:
+            raise HelpRequested()
+        if name in BOOL_FLAGS:
+            if has_value and value not in _TRUE | _FALSE:
+                raise ConfigError(f'invalid boolean value "{value}" for -{name}: parse error')
+            version = not has_value or value in _TRUE
+            continue
         if name not in FLAGS:
             raise ConfigError(f"flag provided but not defined: -{name}")
         if not has_value and _FIELDS[name.replace("-", "_")].type == "bool":
@@ -221,6 +293,8 @@ def parse_args(argv: list[str]) -> Config:
             value = argv[i]
             i += 1
         values[name.replace("-", "_")] = _convert(name.replace("-", "_"), value)
+    if version:  # etcd prints its version once the flags parse, before reading a config file
+        raise VersionRequested()
     if values.get("config_file"):
         return load_file(values["config_file"])
     cfg = Config(**values)

@@ -87,6 +87,7 @@ STOPPED = ("etcdserver: server stopped", UNAVAILABLE)
 NO_LEADER = ("etcdserver: no leader", UNAVAILABLE)
 LEADER_CHANGED = ("etcdserver: leader changed", UNAVAILABLE)
 TOO_MANY_REQUESTS = ("etcdserver: too many requests", RESOURCE_EXHAUSTED)
+NOT_SUPPORTED_FOR_LEARNER = ("etcdserver: rpc not supported for learner", UNAVAILABLE)
 
 # Membership and leadership (the cluster and maintenance services).
 MEMBER_NOT_FOUND = ("etcdserver: member not found", NOT_FOUND)

@@ -43,6 +43,27 @@ MAX_ROCKSDB_WAL_BYTES = 64 * 1024 * 1024
 
 
 
+class DatabaseLockedError(Exception):
+    """Another process holds the database's lock (another member serving the same data dir)."""
+
+
+class DatabaseOpenError(Exception):
+    """RocksDB refused to open the database (a corrupt CURRENT or MANIFEST, say); the message says why."""
+
+
+def _open_rdict(path: str, opts: Options, families: dict[str, Options]) -> Rdict:
+    """Open RocksDB, turning its untyped failures into the two an operator must tell apart."""
+    try:
+        return Rdict(path, opts, column_families=families)
+    except Exception as exc:  # rocksdict raises a bare Exception carrying RocksDB's status text
+        text = str(exc)
+        # RocksDB's own words: `IO error: While lock file: …/LOCK: Resource temporarily unavailable`
+        # from another process, `lock hold by current process` from this one.
+        if text.startswith("IO error") and ("lock file" in text or "lock hold" in text):
+            raise DatabaseLockedError(text) from None
+        raise DatabaseOpenError(text) from None
+
+
 def _u64(value: int) -> bytes:
     return _U64.pack(value)
 
@@ -71,7 +92,7 @@ class MVCCStore:
         # (a 1M-key load otherwise left ~400 MB to replay, ~2.5 s).
         opts.set_max_total_wal_size(MAX_ROCKSDB_WAL_BYTES)
         families = {name: Options(raw_mode=True) for name in FAMILIES}
-        self.db = Rdict(self.path, opts, column_families=families)
+        self.db = _open_rdict(self.path, opts, families)
         self.kv = self.db.get_column_family("kv")
         self.index = self.db.get_column_family("index")
         self.latest = self.db.get_column_family("latest")

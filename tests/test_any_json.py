@@ -208,7 +208,8 @@ def test_txn_range_revision_below_the_first_is_compacted(store: MVCCStore) -> No
 
 def _gateway(max_request_bytes: int = 1536 * 1024, rpcs: dict[str, dispatch.Handler] | None = None,
              streams: dict[str, dispatch.StreamHandler] | None = None) -> dispatch.Gateway:
-    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=max_request_bytes))
+    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=max_request_bytes),
+                             is_learner=lambda: False)
     served = gateway_routes()
     routes = dispatch.Routes({**served.rpcs, **(rpcs or {})}, {**served.streams, **(streams or {})},
                              served.own_preflight)

@@ -8,7 +8,17 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from etcdpy.app.gateway import auth, cluster, election, election_sse, kv, lease, lock, maintenance
+from etcdpy.app.gateway import (
+    auth,
+    cluster,
+    election,
+    election_sse,
+    kv,
+    learner_gate,
+    lease,
+    lock,
+    maintenance,
+)
 from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
@@ -73,10 +83,17 @@ def create_api(server: EtcdServer | None) -> FastAPI:
     encoder = Encoder(server)
 
     async def ws_endpoint(websocket: WebSocket) -> None:
+        if server.is_learner():
+            # What etcd's WebSocket proxy relays when the watch stream is refused: the stream error.
+            await websocket.accept()
+            refused = learner_gate.NOT_SUPPORTED_FOR_LEARNER
+            await websocket.send_text(learner_gate.stream_error_json(refused).decode())
+            await websocket.close()
+            return
         await watch_websocket(websocket, service, encoder, server.auth)
 
     for path in ("/v3/watch", "/v3beta/watch"):
         api.add_api_websocket_route(path, ws_endpoint)
-    sse.install(api, service, server.config.cors, server.auth)
+    sse.install(api, service, server.config.cors, server.auth, server.is_learner)
     election_sse.install(api, server, server.config.cors)
     return api

@@ -26,7 +26,7 @@ from etcdpy.app.errors import (
     internal_error,
     to_etcd_error,
 )
-from etcdpy.app.gateway import codec
+from etcdpy.app.gateway import codec, learner_gate
 from etcdpy.app.gateway.codec import DecodeError
 from etcdpy.app.server.auth import request_token
 from etcdpy.app.server.etcd_server import EtcdServer
@@ -174,6 +174,9 @@ class Gateway:
                 await respond(send, 404, b"Not Found\n", _TEXT)
             elif scope["method"] != "POST":
                 await respond(send, 405, b"Method Not Allowed\n", _TEXT)
+            elif self.server.is_learner():
+                err = learner_gate.NOT_SUPPORTED_FOR_LEARNER
+                await respond(send, err.http_status, learner_gate.stream_error_json(err), _JSON_ERR)
             else:
                 await self._stream(stream, path, scope, receive, send)
             return
@@ -184,6 +187,10 @@ class Gateway:
         if body is None:
             limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
             await respond_error(send, grpc_message_too_large(self.body_limit, limit))
+            return
+        grpc_limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
+        if learner_gate.refuses(self.server, path, body, grpc_limit):  # after decoding, as etcd
+            await respond_error(send, learner_gate.NOT_SUPPORTED_FOR_LEARNER)
             return
         try:
             timeout = grpc_timeout(scope)

@@ -230,6 +230,12 @@ class EtcdServer:
                     pass
             await asyncio.sleep(0.1)
 
+    def is_learner(self) -> bool:
+        """Whether this member is a learner (it serves only status and serializable reads). A member
+        that has not yet applied the entry adding it is not one yet, as in etcd."""
+        me = self.membership.members.get(self.member_id)
+        return me is not None and me.is_learner
+
     def leader_peer_url(self) -> str | None:
         """The leader's peer URL when another member leads (requests only it can answer are forwarded
         there); None when this member leads. Raises etcd's no-leader error when there is no leader."""

@@ -9,15 +9,17 @@ logs when a test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.cluster.conftest import ClusterFactory
-from tests.cluster.harness import Cluster, RpcError, dump, get, put, rpc, wait_for
+from tests.cluster.harness import Cluster, RpcError, b64, dump, get, put, rpc, unb64, wait_for
 from tests.cluster.linearizability import History, check
 from tests.cluster.workload import Writer
 
@@ -221,6 +223,9 @@ def test_membership_add_promote_remove_transfer(cluster_factory: ClusterFactory,
         members = cluster.member_call(leader, "list", {})["members"]
         assert [m.get("isLearner", False) for m in members if int(m["ID"]) == new.id] == [True]
         cluster.wait_serving("n4")
+        _wait_knows_it_is_learner(cluster, "n4")
+        refused = cluster.http.post(f"{cluster.url('n4')}/v3/kv/put", json={"key": b64("k")})
+        assert (refused.status_code, refused.json()) == (503, LEARNER_REFUSED)
 
         cluster.promote_when_in_sync(new.id, timeout=30)
         voters.add("n4")
@@ -267,6 +272,83 @@ def test_membership_add_promote_remove_transfer(cluster_factory: ClusterFactory,
         writer.wait_acks(30)
     cluster.wait_converged()
     writer.verify(sorted(cluster.members))
+
+
+LEARNER_REFUSED = {"error": "etcdserver: rpc not supported for learner",
+                   "message": "etcdserver: rpc not supported for learner", "code": 14}
+LEARNER_STREAM_REFUSED = {"error": {"grpc_code": 14, "http_code": 503,
+                                    "message": "etcdserver: rpc not supported for learner",
+                                    "http_status": "Service Unavailable"}}
+
+
+def _wait_knows_it_is_learner(cluster: Cluster, name: str) -> None:
+    """Until the member has applied the entry that added it (before that etcd does not refuse either)."""
+    wait_for(f"{name} to know it is a learner", lambda: cluster.status(name).get("isLearner") is True,
+             timeout=30)
+
+
+def test_learner_serves_only_status_and_serializable_reads(cluster_factory: ClusterFactory,
+                                                           seed: int) -> None:
+    """etcd 3.4 (checked against /usr/bin/etcd with `member add --learner`): a learner refuses every
+    RPC but Status and serializable Range with 503, streams with grpc-gateway's stream error body."""
+    cluster = cluster_factory(1, seed=seed)
+    voter = cluster.leader()
+    put(cluster.http, cluster.url(voter), "learn/k", "v")
+    learner = cluster.add_member("n2", via=voter)
+    cluster.wait_serving("n2")
+    _wait_knows_it_is_learner(cluster, "n2")
+    url = cluster.url("n2")
+    key = b64("learn/k")
+
+    # Served: serializable range (once the learner has caught up), status.
+    wait_for("the learner to replicate the key", lambda: get(cluster.http, url, "learn/k", serializable=True)
+             == "v", timeout=30)
+    status = rpc(cluster.http, url, "/v3/maintenance/status", {})
+    assert status["isLearner"] is True
+
+    refused = [
+        ("/v3/kv/put", {"key": key, "value": b64("x")}),
+        ("/v3/kv/put", {}),  # refused before it is validated
+        ("/v3/kv/range", {"key": key}),
+        ("/v3/kv/range", {"key": key, "serializable": False}),
+        ("/v3/kv/deleterange", {"key": key}),
+        ("/v3/kv/txn", {}),
+        ("/v3/kv/txn", {"success": [{"request_range": {"key": key, "serializable": True}}]}),
+        ("/v3/kv/txn", {"success": [{"request_put": {"key": key, "value": b64("x")}}]}),
+        ("/v3/kv/compaction", {"revision": "1"}),
+        ("/v3/lease/grant", {"TTL": "10"}),
+        ("/v3/lease/revoke", {"ID": "1"}),
+        ("/v3/kv/lease/revoke", {"ID": "1"}),
+        ("/v3/lease/timetolive", {"ID": "1"}),
+        ("/v3/lease/leases", {}),
+        ("/v3/cluster/member/list", {}),
+        ("/v3/cluster/member/add", {"peerURLs": ["http://127.0.0.1:1"]}),
+        ("/v3/cluster/member/promote", {"ID": str(learner.id)}),
+        ("/v3/maintenance/transfer-leadership", {"targetID": str(learner.id)}),
+    ]
+    for path, body in refused:
+        resp = cluster.http.post(f"{url}{path}", json=body)
+        assert (resp.status_code, resp.json()) == (503, LEARNER_REFUSED), (path, body)
+    for path, body in [("/v3/watch", {"create_request": {"key": key}}), ("/v3/lease/keepalive", {"ID": "1"})]:
+        resp = cluster.http.post(f"{url}{path}", json=body)
+        assert (resp.status_code, resp.json()) == (503, LEARNER_STREAM_REFUSED), path
+    # etcdpy's own watch transports refuse the same way: SSE as a unary error, WebSocket as etcd's
+    # WebSocket proxy relays the refused stream.
+    sse = cluster.http.get(f"{url}/watch/sse", params={"key": "learn/k"})
+    assert (sse.status_code, sse.json()) == (503, LEARNER_REFUSED)
+    with connect(f"ws://{url.removeprefix('http://')}/v3/watch", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5)) == LEARNER_STREAM_REFUSED  # then the server closes
+    # A body the gateway cannot decode gets its decode error first, as from etcd.
+    bad = cluster.http.post(f"{url}/v3/kv/put", content=b'{"key": 5}')
+    assert (bad.status_code, bad.json()["code"]) == (400, 3)
+    served = rpc(cluster.http, url, "/v3/kv/range", {"key": key, "serializable": True})
+    assert [unb64(kv["value"]) for kv in served["kvs"]] == ["v"]
+
+    # Promoted, it serves everything.
+    cluster.promote_when_in_sync(learner.id, timeout=30)
+    wait_for("the promoted member to take writes", lambda: put(cluster.http, url, "learn/k", "w") > 0,
+             timeout=30)
+    assert get(cluster.http, url, "learn/k") == "w"
 
 
 def test_removed_member_shuts_down(cluster_factory: ClusterFactory, seed: int) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -41,6 +42,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from etcdpy.app.errors import EtcdError, to_etcd_error
+from etcdpy.app.gateway import learner_gate
 from etcdpy.app.gateway.watch.encode import event_json
 from etcdpy.app.server.auth import AuthInfo, AuthService, request_token
 from etcdpy.app.server.watch_service import Session, WatchService
@@ -252,7 +254,7 @@ def request_token_of(request: Request, query_token: str | None) -> str | None:
 
 
 def install(api: FastAPI, service: WatchService | None, cors_spec: str,
-            auth: AuthService | None = None) -> None:
+            auth: AuthService | None = None, is_learner: Callable[[], bool] = lambda: False) -> None:
     cors = Cors(cors_spec)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -319,6 +321,11 @@ def install(api: FastAPI, service: WatchService | None, cors_spec: str,
         if resume is not None:
             start = resume + 1
         assert service is not None, "the SSE endpoint needs a running server"
+        if is_learner():  # a learner serves no watch, as etcd
+            err = learner_gate.NOT_SUPPORTED_FOR_LEARNER
+            return JSONResponse({"error": err.message, "message": err.message, "code": err.code},
+                                status_code=err.http_status,
+                                headers={k.decode(): v.decode() for k, v in cors_headers})
         auth_info = None
         if auth is not None:
             raw_token = request_token_of(request, token)
