@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from etcdpy.app.gateway import cluster, election, election_sse, kv, lease, lock, maintenance
+from etcdpy.app.gateway import cluster, election, election_sse, kv, lease, lock, maintenance, ui
 from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
@@ -64,6 +64,7 @@ def create_api(server: EtcdServer | None) -> FastAPI:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+    ui.install(api, server)
     if server is None:
         sse.install(api, None, "*")
         election_sse.install(api, None, "*")
