@@ -148,6 +148,8 @@ def list_tree(store: MVCCStore, prefix: bytes, delimiter: bytes, limit: int, aft
     more = False
     steps = 0
     cut_at = len(prefix)
+    # Names are relative to the prefix's folder, so a search prefix ("/a/sv") lists "/a/svc1" as "svc1".
+    name_at = prefix.rfind(delimiter) + len(delimiter) if delimiter and delimiter in prefix else 0
     while it.valid():
         key: bytes = it.key()
         if end and key >= end:
@@ -158,7 +160,7 @@ def list_tree(store: MVCCStore, prefix: bytes, delimiter: bytes, limit: int, aft
         pos = key.find(delimiter, cut_at) if delimiter else -1
         if pos < 0:
             record = encoding.decode_record(it.value())
-            entries.append({"type": "key", "name": _text(key[cut_at:]), **kv_json(record)})
+            entries.append({"type": "key", "name": _text(key[name_at:]), **kv_json(record)})
             entries[-1].pop("value")
             it.next()
             steps += 1
@@ -182,7 +184,7 @@ def list_tree(store: MVCCStore, prefix: bytes, delimiter: bytes, limit: int, aft
             if not folder_end:
                 break
             it.seek(folder_end)
-        entries.append({"type": "folder", "name": _text(folder[cut_at:]), "key": _b64(folder),
+        entries.append({"type": "folder", "name": _text(folder[name_at:]), "key": _b64(folder),
                         "count": count, "exact": exact})
     return {"revision": str(store.current_revision), "prefix": _b64(prefix), "entries": entries,
             "more": more}

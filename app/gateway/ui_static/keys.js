@@ -153,10 +153,8 @@ export class KeysView {
   }
 
   renderTree(more, ms) {
-    const base = folderOf(text(this.prefix)).length;
     const rows = this.entries.map((e) => {
-      const full = text(e.key);
-      const name = full.slice(base) || full;
+      const name = e.name || text(e.key);
       const href = e.type === "folder" ? keysHash(e.key, null) : keysHash(this.prefix, e.key);
       const selected = this.selected && this.selected.key === e.key;
       if (e.type === "folder") {
