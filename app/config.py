@@ -65,6 +65,9 @@ class Config:
     experimental_watch_progress_notify_interval: str = "10m"
     experimental_corrupt_check_time: str = "0s"  # leader's periodic hashkv comparison; 0 = off
     experimental_initial_corrupt_check: bool = False
+    auth_token: str = "simple"  # "simple" or "jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…"
+    auth_token_ttl: int = 300  # seconds an unused simple token lives
+    bcrypt_cost: int = 10
     cors: str = "*"  # etcd's --cors: comma-separated allowed origins (used by the SSE watch endpoint)
     log_level: str = "info"
     config_file: str = ""
@@ -121,6 +124,9 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f'invalid value "{self.experimental_corrupt_check_time}" for flag '
                               f"-experimental-corrupt-check-time: {exc}") from None
+        if not 4 <= self.bcrypt_cost <= 31:
+            # etcd refuses a cost outside bcrypt's range before it starts.
+            raise ConfigError(f"invalid bcrypt-cost: {self.bcrypt_cost} (must be between 4 and 31)")
         if self.max_txn_ops <= 0 or self.max_request_bytes <= 0:
             raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
 

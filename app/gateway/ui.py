@@ -32,6 +32,8 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from etcdpy.app.errors import INVALID_ARGUMENT, EtcdError, to_etcd_error
+from etcdpy.app.gateway.watch.sse import TOKEN_COOKIE
+from etcdpy.app.server.auth import request_token
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.storage import encoding
 from etcdpy.storage.errors import StorageError
@@ -246,29 +248,24 @@ def key_history(store: MVCCStore, key: bytes, limit: int, before: int) -> dict[s
 
 @contextlib.asynccontextmanager
 async def caller(server: EtcdServer, request: Request) -> AsyncIterator[None]:
-    """Make the request's `Authorization` token the caller of the server calls inside, as the v3
-    dispatcher does, so auth (once enabled) checks the dashboard's reads like any other range."""
-    try:
-        from etcdpy.app.server.auth import request_token  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # a server built without auth: every caller may read everything
-        yield
-        return
-    token = request.headers.get("authorization")
+    """Make the request's token the caller of the server calls inside, as the v3 dispatcher does, so
+    auth checks the dashboard's reads like any other range. Like `/watch/sse`, the token comes from the
+    `Authorization` header or the `token` cookie."""
+    token = request.headers.get("authorization") or request.cookies.get(TOKEN_COOKIE)
     reset = request_token.set(token)
     try:
         if token is not None:
-            await server.auth.await_token(token)  # type: ignore[attr-defined,unused-ignore]
+            await server.auth.await_token(token)
         yield
     finally:
         request_token.reset(reset)
 
 
 def authorize_read(server: EtcdServer, key: bytes, range_end: bytes) -> None:
-    """Refuse a read of [key, range_end) with the check and error `EtcdServer.range` uses, without
-    evaluating the range: a listing page reads only what it shows."""
-    auth = getattr(server, "auth", None)
-    if auth is not None:
-        auth.check_read(key, range_end)
+    """Refuse a read of [key, range_end) with the check and errors of `EtcdServer.range`, without
+    evaluating the range (a listing page reads only what it shows)."""
+    ai = server.auth.check_read(key, range_end)
+    server.auth.check_fresh(ai)
 
 
 # ------------------------------------------------------------------------------------------ routes
