@@ -68,6 +68,7 @@ export function confirmDialog(title, body, okLabel = "Delete") {
 
 // An error as the user should see it: a permission refusal is a quiet note, not a red alarm.
 export function errorBox(err, what = "") {
+  if (err && err.needsLogin) return h("div.notice", "Sign in to see this.");
   if (err && err.forbidden) {
     return h("div.notice.forbidden", { dataset: { testid: "forbidden" } },
       h("strong", "Not permitted. "),

@@ -89,7 +89,9 @@ export class KeysView {
     const prefix = params.prefix || "";
     if (prefix !== this.prefix) {
       this.prefix = prefix;
-      if (document.activeElement !== this.input) this.input.value = text(prefix);
+      // Keep what the user is typing; any other navigation shows the prefix it went to.
+      if (!this.searching) this.input.value = text(prefix);
+      this.searching = false;
       this.loadTree(false);
     }
     if (params.key && params.key !== (this.selected && this.selected.key)) this.openKey(params.key);
@@ -100,7 +102,9 @@ export class KeysView {
     clearTimeout(this.searchTimer);
     const go = () => {
       const target = b64(this.input.value);
-      if (target !== this.prefix) location.hash = keysHash(target, null);
+      if (target === this.prefix) return;
+      this.searching = true;
+      location.hash = keysHash(target, null);
     };
     if (now) go();
     else this.searchTimer = setTimeout(go, 250);

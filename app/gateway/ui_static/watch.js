@@ -92,7 +92,11 @@ export class WatchView {
       const resumed = this.created;
       this.created = true;
       this.setStatus("live", resumed ? `live — resumed at revision ${d.start_revision}` : `live from revision ${d.start_revision}`);
-      if (resumed) this.reconnects++;
+      if (resumed) {
+        this.reconnects++;
+        this.rows.prepend(h("tr.resume-mark", h("td", { colSpan: 5 },
+          `reconnected — resumed after revision ${Number(d.start_revision) - 1}, nothing missed`)));
+      }
       this.updateCounters();
     });
     source.addEventListener("progress", (e) => {
@@ -166,6 +170,7 @@ export class WatchView {
     this.counters.dataset.count = this.count;
     this.counters.dataset.dupes = this.dupes;
     this.counters.dataset.last = this.lastRev;
+    this.counters.dataset.resumes = this.reconnects;
     this.counters.textContent = `${this.count} events · last revision ${this.lastRev || "–"} · ${this.reconnects} resumes · ${this.dupes} duplicates dropped`;
   }
 }
