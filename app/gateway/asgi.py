@@ -18,6 +18,7 @@ from etcdpy.app.gateway import (
     lease,
     lock,
     maintenance,
+    ui,
 )
 from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
@@ -75,6 +76,7 @@ def create_api(server: EtcdServer | None) -> FastAPI:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+    ui.install(api, server)
     if server is None:
         sse.install(api, None, "*")
         election_sse.install(api, None, "*")
