@@ -1,5 +1,9 @@
 """The `etcdpy` command: parse etcd's flags, open the member, serve its client URLs (and dispatch
-`etcdpy snapshot …` to `snapshot_cli.py`)."""
+`etcdpy snapshot …` to `snapshot_cli.py`).
+
+https URLs are served by their own uvicorn server with the context app/tls.py built; http URLs by a
+plain one, so TLS costs the plain path nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +22,8 @@ from etcdpy.app.config import Config, ConfigError, parse_args
 from etcdpy.app.gateway.asgi import create_app
 from etcdpy.app.peer.transport import PeerApp, fetch_members
 from etcdpy.app.server.etcd_server import DataDirError, EtcdServer
+from etcdpy.app.tls import prepare as prepare_tls
+from etcdpy.app.tls_scope import expose_client_certs
 from etcdpy.storage.wal import WalCorruptError
 
 log = logging.getLogger("etcdpy")
@@ -35,8 +42,11 @@ def _bind(url: str) -> socket.socket:
     return sock
 
 
-def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(
+def _uvicorn(app: Any, config: Config, tls: ssl.SSLContext | None = None,
+             client_certs: bool = False) -> uvicorn.Server:
+    """A server for `app`; with `tls`, its sockets speak TLS, and with `client_certs` each request's scope
+    carries the verified client certificate (app/tls_scope.py)."""
+    server_config = uvicorn.Config(
         app,
         loop="uvloop",
         http="httptools",
@@ -46,10 +56,25 @@ def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
         server_header=False,
         log_level=config.log_level,
         timeout_graceful_shutdown=2,
-    ))
+    )
+    if tls is not None:
+        # uvicorn builds its context from file names; ours comes ready (etcd's checks, auto-tls, ciphers).
+        server_config.load()
+        server_config.ssl = tls
+        if client_certs:
+            expose_client_certs(server_config)
+    return uvicorn.Server(server_config)
 
 
-async def _join_info(config: Config) -> dict[str, Any] | None:
+def _by_scheme(urls: list[str]) -> dict[bool, list[socket.socket]]:
+    """The listen URLs' sockets, https (True) apart from http (False): each group is one uvicorn server."""
+    groups: dict[bool, list[socket.socket]] = {}
+    for url in urls:
+        groups.setdefault(urlsplit(url).scheme == "https", []).append(_bind(url))
+    return groups
+
+
+async def _join_info(config: Config, peer_ssl: ssl.SSLContext | None) -> dict[str, Any] | None:
     """For --initial-cluster-state existing: learn our id and the cluster's from a running member."""
     if config.initial_cluster_state != "existing":
         return None
@@ -59,7 +84,7 @@ async def _join_info(config: Config) -> dict[str, Any] | None:
     mine = sorted(config.initial_advertise_peer_urls)
     deadline = asyncio.get_running_loop().time() + 30
     while True:
-        info = await fetch_members(others)
+        info = await fetch_members(others, peer_ssl)
         if info is not None:
             for member in info["members"]:
                 if sorted(member[2]) == mine:
@@ -71,9 +96,9 @@ async def _join_info(config: Config) -> dict[str, Any] | None:
 
 
 async def serve(config: Config) -> None:
-    server = EtcdServer(config, joined=await _join_info(config))
+    tls = prepare_tls(config)  # etcd checks the security flags before it opens anything
+    server = EtcdServer(config, joined=await _join_info(config, tls.peer_client), peer_ssl=tls.peer_client)
     client_app = create_app(server)
-    client_server = _uvicorn(client_app, config)
     peer_app = PeerApp(
         step=server.node.step,
         receive_snapshot=server.receive_snapshot,
@@ -86,20 +111,25 @@ async def serve(config: Config) -> None:
         is_removed=lambda member: member in server.membership.removed,
         client_app=client_app,
     )
-    peer_server = _uvicorn(peer_app, config)
-    client_sockets = [_bind(url) for url in config.listen_client_urls]
-    peer_sockets = [_bind(url) for url in config.listen_peer_urls]
+    # The first client server runs in the foreground; the others stop when it does.
+    clients = [(_uvicorn(client_app, config, tls.client if https else None, tls.client_cert_auth), socks)
+               for https, socks in _by_scheme(config.listen_client_urls).items()]
+    others = [(_uvicorn(peer_app, config, tls.peer if https else None), socks)
+              for https, socks in _by_scheme(config.listen_peer_urls).items()] + clients[1:]
+    client_server, client_sockets = clients[0]
     server.start()
     # Streams (watch, SSE) end with a last word as soon as a shutdown begins, not when cut at its end.
-    server.watch_service.watch_exit(lambda: client_server.should_exit)
+    server.watch_service.watch_exit(lambda: any(s.should_exit for s, _ in clients))
     log.info("member %x serving clients on %s, peers on %s", server.member_id,
              ", ".join(config.listen_client_urls), ", ".join(config.listen_peer_urls))
-    peers = asyncio.create_task(peer_server.serve(sockets=peer_sockets))
+    background = [(other, asyncio.create_task(other.serve(sockets=socks))) for other, socks in others]
     try:
         await client_server.serve(sockets=client_sockets)
     finally:
-        peer_server.should_exit = True
-        await peers
+        for other, _ in background:
+            other.should_exit = True
+        for _, task in background:
+            await task
         await server.stop()
         server.close()
 
@@ -129,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve(config))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except DataDirError as exc:
         print(f"etcdpy: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -67,7 +67,7 @@ async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
     leader = server.leader_peer_url()
     if leader is not None:
         body = codec.dumps({"ID": lease_id, "keys": d.get("keys", False)})
-        forwarded = await forward(leader, "/v3/lease/timetolive", body)
+        forwarded = await forward(leader, "/v3/lease/timetolive", body, ssl=server.peer_ssl)
         return {**forwarded, "header": server.header()}
     out: dict[str, Any] = {"header": server.header()}
     if lease_id:
@@ -104,7 +104,8 @@ async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
     clear_checkpoint = False
     leader = server.leader_peer_url()
     if leader is not None:
-        forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}))
+        forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}),
+                                  ssl=server.peer_ssl)
         ttl = int(forwarded.get("result", {}).get("TTL", 0))
     else:
         try:
