@@ -52,6 +52,13 @@ class HttpConn:
         return self._writer
 
     async def close(self) -> None:
+        if self._writer is not None and self._ssl is not None:
+            # No TLS close_notify exchange: a peer that stopped answering (a partition that swallows
+            # bytes) would hold this close, and the sender with it, for the TLS shutdown timeout (30 s).
+            # HTTP framing already marks the end of every answer, so nothing is lost by cutting.
+            self._writer.transport.abort()
+            self._writer = None
+            self._reader = None
         if self._writer is not None:
             self._writer.close()
             try:
