@@ -79,6 +79,9 @@ class Config:
     peer_auto_tls: bool = False
     cipher_suites: str = ""
     tls_min_version: str = "TLS1.2"
+    auth_token: str = "simple"  # "simple" or "jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…"
+    auth_token_ttl: int = 300  # seconds an unused simple token lives
+    bcrypt_cost: int = 10
     cors: str = "*"  # etcd's --cors: comma-separated allowed origins (used by the SSE watch endpoint)
     log_level: str = "info"
     config_file: str = ""
@@ -142,6 +145,9 @@ class Config:
         if self.tls_min_version == "TLS1.3" and self.cipher_suites:
             raise ConfigError("error verifying flags, cipher suites cannot be configured when only TLS1.3 is "
                               "enabled. See 'etcdpy --help'.", exit_code=1)
+        if not 4 <= self.bcrypt_cost <= 31:
+            # etcd refuses a cost outside bcrypt's range before it starts.
+            raise ConfigError(f"invalid bcrypt-cost: {self.bcrypt_cost} (must be between 4 and 31)")
         if self.max_txn_ops <= 0 or self.max_request_bytes <= 0:
             raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
 

@@ -49,6 +49,32 @@ _DOMAIN: dict[type[Exception], tuple[str, int]] = {
     se.LeaseNotFoundError: ("etcdserver: requested lease not found", NOT_FOUND),
     se.LeaseExistsError: ("etcdserver: lease already exists", FAILED_PRECONDITION),
     se.LeaseTTLTooLargeError: ("etcdserver: too large lease TTL", OUT_OF_RANGE),
+    # auth (etcd's rpctypes: the auth store's errors as the gateway reports them)
+    se.RootUserNotExistError: ("etcdserver: root user does not exist", FAILED_PRECONDITION),
+    se.RootRoleNotExistError: ("etcdserver: root user does not have root role", FAILED_PRECONDITION),
+    se.UserAlreadyExistError: ("etcdserver: user name already exists", FAILED_PRECONDITION),
+    se.UserEmptyError: ("etcdserver: user name is empty", INVALID_ARGUMENT),
+    se.UserNotFoundError: ("etcdserver: user name not found", FAILED_PRECONDITION),
+    se.RoleAlreadyExistError: ("etcdserver: role name already exists", FAILED_PRECONDITION),
+    se.RoleNotFoundError: ("etcdserver: role name not found", FAILED_PRECONDITION),
+    se.RoleEmptyError: ("etcdserver: role name is empty", INVALID_ARGUMENT),
+    se.AuthFailedError: ("etcdserver: authentication failed, invalid user ID or password", INVALID_ARGUMENT),
+    se.PermissionDeniedError: ("etcdserver: permission denied", PERMISSION_DENIED),
+    se.PermissionNotGivenError: ("etcdserver: permission not given", INVALID_ARGUMENT),
+    se.RoleNotGrantedError: ("etcdserver: role is not granted to the user", FAILED_PRECONDITION),
+    se.PermissionNotGrantedError: ("etcdserver: permission is not granted to the role", FAILED_PRECONDITION),
+    se.AuthNotEnabledError: ("etcdserver: authentication is not enabled", FAILED_PRECONDITION),
+    se.InvalidAuthTokenError: ("etcdserver: invalid auth token", UNAUTHENTICATED),
+    se.InvalidAuthMgmtError: ("etcdserver: invalid auth management", INVALID_ARGUMENT),
+    se.AuthOldRevisionError: ("etcdserver: revision of auth store is old", INVALID_ARGUMENT),
+}
+
+# gRPC code names, for texts etcd builds from a gRPC status ("rpc error: code = X desc = msg").
+GRPC_CODE_NAMES = {
+    0: "OK", 1: "Canceled", 2: "Unknown", 3: "InvalidArgument", 4: "DeadlineExceeded", 5: "NotFound",
+    6: "AlreadyExists", 7: "PermissionDenied", 8: "ResourceExhausted", 9: "FailedPrecondition",
+    10: "Aborted", 11: "OutOfRange", 12: "Unimplemented", 13: "Internal", 14: "Unavailable",
+    15: "DataLoss", 16: "Unauthenticated",
 }
 
 # Server-level errors that have no storage class.
@@ -113,6 +139,9 @@ def via_client(exc: Exception) -> EtcdError:
     got, with code Unknown (they call the KV and lease services through a client, not directly)."""
     err = to_etcd_error(exc)
     return err if err.code == UNKNOWN else EtcdError(err.message, UNKNOWN)
+def grpc_status_text(err: EtcdError) -> str:
+    """The error as Go's status.Error prints it (etcd uses this as a refused watch's cancel reason)."""
+    return f"rpc error: code = {GRPC_CODE_NAMES.get(err.code, 'Unknown')} desc = {err.message}"
 
 
 def grpc_message_too_large(size: int, limit: int) -> EtcdError:

@@ -51,3 +51,75 @@ class LeaseExistsError(StorageError):
 
 class LeaseTTLTooLargeError(StorageError):
     """A lease grant asks for a TTL above etcd's maximum (9,000,000,000 s)."""
+
+
+class AuthError(StorageError):
+    """Base of the auth store's errors (users, roles, permissions, tokens)."""
+
+
+class RootUserNotExistError(AuthError):
+    """Auth enable without a root user."""
+
+
+class RootRoleNotExistError(AuthError):
+    """Auth enable while the root user lacks the root role."""
+
+
+class UserAlreadyExistError(AuthError):
+    pass
+
+
+class UserEmptyError(AuthError):
+    """A user name is needed and none was given (also: a request without a token under auth)."""
+
+
+class UserNotFoundError(AuthError):
+    pass
+
+
+class RoleAlreadyExistError(AuthError):
+    pass
+
+
+class RoleNotFoundError(AuthError):
+    pass
+
+
+class RoleEmptyError(AuthError):
+    pass
+
+
+class AuthFailedError(AuthError):
+    """Unknown user, wrong password, or a user without a password."""
+
+
+class PermissionDeniedError(AuthError):
+    pass
+
+
+class PermissionNotGivenError(AuthError):
+    """A role grant without a permission (etcd 3.5's answer; 3.4 crashes on it)."""
+
+
+class RoleNotGrantedError(AuthError):
+    pass
+
+
+class PermissionNotGrantedError(AuthError):
+    pass
+
+
+class AuthNotEnabledError(AuthError):
+    pass
+
+
+class InvalidAuthTokenError(AuthError):
+    pass
+
+
+class InvalidAuthMgmtError(AuthError):
+    """Removing the root user, the root role or root's root role while auth is enabled."""
+
+
+class AuthOldRevisionError(AuthError):
+    """The request was authorised at an auth revision that has moved since."""

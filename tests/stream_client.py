@@ -19,11 +19,13 @@ class StreamClosed(Exception):
 
 
 class StreamConn:
-    def __init__(self, url: str, path: str = "/v3/watch", timeout: float = 10.0) -> None:
+    def __init__(self, url: str, path: str = "/v3/watch", timeout: float = 10.0,
+                 headers: dict[str, str] | None = None) -> None:
         parts = urlsplit(url)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
         self.timeout = timeout
-        head = (f"POST {path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        head = (f"POST {path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n{extra}"
                 "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
                 # etcd's gateway reads a chunked body interactively only after a 100 Continue.
                 "Expect: 100-continue\r\n\r\n")

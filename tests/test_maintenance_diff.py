@@ -167,3 +167,39 @@ def test_hashkv_and_downgrade_are_etcd_35_additions(servers: dict[str, Server]) 
     assert _post(url, "/v3/maintenance/downgrade", {"action": "CANCEL"}).status_code == 200
     idle = _post(url, "/v3/maintenance/downgrade", {"action": "CANCEL"})
     assert (idle.status_code, idle.json()["code"]) == (412, 9)
+
+
+@pytest.fixture(scope="module")
+def with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """Quota servers with auth on, so writes are proposed stamped with their user."""
+    etcd = start_etcd(tmp_path_factory.mktemp("etcd-auth"), extra=QUOTA)
+    try:
+        etcdpy = start_etcdpy(tmp_path_factory.mktemp("etcdpy-auth"), extra=QUOTA)
+        try:
+            yield {"etcd": etcd, "etcdpy": etcdpy}
+        finally:
+            etcdpy.stop()
+    finally:
+        etcd.stop()
+
+
+def _root_token(url: str) -> str:
+    for path, body in (("/v3/auth/user/add", {"name": "root", "password": "pw"}),
+                       ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
+                       ("/v3/auth/enable", {})):
+        assert _post(url, path, body).status_code == 200, path
+    token: str = _post(url, "/v3/auth/authenticate", {"name": "root", "password": "pw"}).json()["token"]
+    return token
+
+
+def test_the_quota_holds_for_writes_made_with_auth_on(with_auth: dict[str, Server]) -> None:
+    value = base64.b64encode(os.urandom(150_000)).decode()
+    outcomes = {}
+    for name, server in with_auth.items():
+        token = _root_token(server.url)
+        puts = [httpx.post(server.url + "/v3/kv/put", json={"key": "YQ==", "value": value},
+                           headers={"Authorization": token}, timeout=10) for _ in range(6)]
+        outcomes[name] = (puts[0].status_code, sorted({p.text for p in puts if p.status_code != 200}),
+                          puts[-1].status_code)
+    assert outcomes["etcdpy"] == outcomes["etcd"]
+    assert outcomes["etcd"][2] == 429 and [json.loads(r) for r in outcomes["etcd"][1]] == [NOSPACE]

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from etcdpy.app.gateway import cluster, election, election_sse, kv, lease, lock, maintenance
+from etcdpy.app.gateway import auth, cluster, election, election_sse, kv, lease, lock, maintenance
 from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
@@ -23,7 +23,8 @@ _CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
 def gateway_routes() -> Routes:
     """Every `/v3/` route the gateway serves (`/v3beta/` is an alias), by service."""
     return Routes(
-        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS, **maintenance.RPCS, **lock.RPCS, **election.RPCS},
+        rpcs={**kv.RPCS, **lease.RPCS, **cluster.RPCS, **maintenance.RPCS, **lock.RPCS, **election.RPCS,
+              **auth.RPCS},
         streams={"/v3/watch": watch_stream, **lease.STREAMS, **maintenance.STREAMS, **lock.STREAMS,
                  **election.STREAMS},
         own_preflight=frozenset({sse.SSE_PATH, election_sse.SSE_PATH}),
@@ -72,10 +73,10 @@ def create_api(server: EtcdServer | None) -> FastAPI:
     encoder = Encoder(server)
 
     async def ws_endpoint(websocket: WebSocket) -> None:
-        await watch_websocket(websocket, service, encoder)
+        await watch_websocket(websocket, service, encoder, server.auth)
 
     for path in ("/v3/watch", "/v3beta/watch"):
         api.add_api_websocket_route(path, ws_endpoint)
-    sse.install(api, service, server.config.cors)
+    sse.install(api, service, server.config.cors, server.auth)
     election_sse.install(api, server, server.config.cors)
     return api

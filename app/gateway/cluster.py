@@ -28,6 +28,7 @@ from etcdpy.app.errors import (
 from etcdpy.app.gateway import codec
 from etcdpy.app.gateway.dispatch import Handler
 from etcdpy.app.peer.forward import forward
+from etcdpy.app.server.auth import request_token
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.app.server.identity import member_id
 from etcdpy.app.server.membership import Member, MemberUpdateRequest
@@ -93,6 +94,7 @@ async def member_add(server: EtcdServer, body: bytes) -> dict[str, Any]:
     learner = bool(d.get("isLearner", False))
     if not _valid_urls(urls):
         raise EtcdError(*BAD_URLS)
+    server.auth.check_admin()
     members = server.membership.members
     taken = {u for m in members.values() for u in m.peer_urls}
     if taken & set(urls):
@@ -115,7 +117,9 @@ async def member_add(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 
 async def member_remove(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    member = _existing_member(server, codec.decode_request(body, "MemberRemoveRequest"))
+    d = codec.decode_request(body, "MemberRemoveRequest")
+    server.auth.check_admin()
+    member = _existing_member(server, d)
     target = member.id
     if not member.is_learner:
         voters, started = _started_voters(server, exclude=target)
@@ -130,6 +134,7 @@ async def member_remove(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 async def member_update(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "MemberUpdateRequest")
+    server.auth.check_admin()
     member = _existing_member(server, d)
     target = member.id
     urls: list[str] = d.get("peerURLs", [])
@@ -144,7 +149,9 @@ async def member_update(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 
 async def member_promote(server: EtcdServer, body: bytes) -> dict[str, Any]:
-    member = _existing_member(server, codec.decode_request(body, "MemberPromoteRequest"))
+    d = codec.decode_request(body, "MemberPromoteRequest")
+    server.auth.check_admin()
+    member = _existing_member(server, d)
     target = member.id
     if not member.is_learner:
         raise EtcdError(*NOT_A_LEARNER)
@@ -165,7 +172,7 @@ async def _forward_to_leader(server: EtcdServer, path: str, body: bytes) -> dict
     if url is None:
         # Not the leader a moment ago but the leader now: let the client retry.
         raise EtcdError(*errors.NO_LEADER)
-    data = await forward(url, path, body, ssl=server.peer_ssl)
+    data = await forward(url, path, body, request_token.get(), ssl=server.peer_ssl)
     data["header"] = server.member_header()
     return data
 

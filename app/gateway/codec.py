@@ -460,3 +460,9 @@ def dumps(obj: Any) -> bytes:
 
 def error_json(message: str, code: int) -> bytes:
     return orjson.dumps({"error": message, "message": message, "code": code})
+
+
+def stream_error_json(message: str, code: int, http_status: int, reason: str) -> bytes:
+    """A server stream's own error (not its request's), as grpc-gateway v1 words it."""
+    return orjson.dumps({"error": {"grpc_code": code, "http_code": http_status, "message": message,
+                                   "http_status": reason}})

@@ -28,6 +28,7 @@ from etcdpy.app.errors import (
 )
 from etcdpy.app.gateway import codec
 from etcdpy.app.gateway.codec import DecodeError
+from etcdpy.app.server.auth import request_token
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.storage.errors import StorageError
 
@@ -104,6 +105,14 @@ def grpc_timeout(scope: Scope) -> float | None:
     return None
 
 
+def authorization(scope: Scope) -> str | None:
+    """The raw Authorization header (etcd's gateway hands it to the server as the token), or None."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
 def clean_path(path: str) -> str:
     """Go's path.Clean, which net/http's ServeMux applies before routing (redirecting to the result)."""
     cleaned = posixpath.normpath(path) if path else "/"
@@ -147,6 +156,17 @@ class Gateway:
         if not path.startswith("/v3/"):
             await self._outside_v3(path, scope, receive, send)
             return
+        # The caller's token, for the server's auth checks during this request (etcd's gRPC metadata).
+        token = authorization(scope)
+        reset = request_token.set(token)
+        try:
+            if token is not None:
+                await self.server.auth.await_token(token)
+            await self._serve_v3(path, scope, receive, send)
+        finally:
+            request_token.reset(reset)
+
+    async def _serve_v3(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.rpcs.get(path)
         if handler is None:
             stream = self.routes.streams.get(path)

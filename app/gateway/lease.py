@@ -18,6 +18,7 @@ from etcdpy.app.gateway.dispatch import Handler, StreamHandler
 from etcdpy.app.gateway.json_body import JsonSyntaxError
 from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader
 from etcdpy.app.peer.forward import forward
+from etcdpy.app.server.auth import request_token
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.storage.errors import LeaseNotFoundError, StorageError
 from etcdpy.storage.lessor import Lease, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest
@@ -42,6 +43,7 @@ async def grant(server: EtcdServer, ttl: int, lease_id: int = 0) -> Lease:
 
 async def lease_grant(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "LeaseGrantRequest")
+    server.auth.authorize()  # etcd refuses a bad token here, though any user may grant a lease
     lease = await grant(server, d.get("TTL", 0), d.get("ID", 0))
     out: dict[str, Any] = {"header": server.header()}
     if lease.id:
@@ -56,7 +58,8 @@ async def lease_revoke(server: EtcdServer, body: bytes) -> dict[str, Any]:
     lease_id = d.get("ID", 0)
     if lease_id not in server.leases.lessor.leases:
         raise LeaseNotFoundError()
-    revision = await server.propose(LeaseRevokeRequest(lease_id))
+    # Stamped with the caller: the applier checks WRITE on every key the revoke would delete.
+    revision = await server.propose(server.auth.wrap(LeaseRevokeRequest(lease_id), always=True))
     return {"header": server.header(revision)}
 
 
@@ -64,10 +67,15 @@ async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "LeaseTimeToLiveRequest")
     lease_id = d.get("ID", 0)
     lessor = server.leases.lessor
+    # The names of a lease's keys are readable only by who may read the keys (etcd 3.4.26/3.5.9's fix
+    # of CVE-2023-32082; 3.4.23 told anyone).
+    for key in lessor.attached_keys(lease_id):
+        server.auth.check_read(key, b"")
     leader = server.leader_peer_url()
     if leader is not None:
         body = codec.dumps({"ID": lease_id, "keys": d.get("keys", False)})
-        forwarded = await forward(leader, "/v3/lease/timetolive", body, ssl=server.peer_ssl)
+        forwarded = await forward(leader, "/v3/lease/timetolive", body, request_token.get(),
+                                  ssl=server.peer_ssl)
         return {**forwarded, "header": server.header()}
     out: dict[str, Any] = {"header": server.header()}
     if lease_id:

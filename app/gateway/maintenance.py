@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from etcdpy.app import errors
 from etcdpy.app.errors import BAD_TRANSFEREE, NOT_LEADER, TRANSFER_TOO_LONG, EtcdError, to_etcd_error
 from etcdpy.app.gateway import codec
+from etcdpy.app.gateway.auth_guard import require_admin_maintenance
 from etcdpy.app.gateway.codec import DecodeError
 from etcdpy.app.gateway.dispatch import Handler, StreamHandler, read_body
 from etcdpy.app.gateway.stream_io import LineWriter
@@ -97,11 +98,13 @@ async def alarm(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 async def hash_(server: EtcdServer, body: bytes) -> dict[str, Any]:
     codec.decode_request(body, "HashRequest")
+    require_admin_maintenance(server)
     return {"header": server.header(), "hash": hash_all(server.store)}
 
 
 async def hashkv(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "HashKVRequest")
+    require_admin_maintenance(server)
     value, compact, rev = hash_kv(server.store, d.get("revision", 0))
     out: dict[str, Any] = {"header": server.header(), "hash": value}
     if compact:
@@ -112,6 +115,7 @@ async def hashkv(server: EtcdServer, body: bytes) -> dict[str, Any]:
 
 async def defragment(server: EtcdServer, body: bytes) -> dict[str, Any]:
     codec.decode_request(body, "DefragmentRequest")
+    require_admin_maintenance(server)
     await asyncio.to_thread(defragment_store, server.store)
     return {}
 
@@ -119,6 +123,7 @@ async def defragment(server: EtcdServer, body: bytes) -> dict[str, Any]:
 async def downgrade(server: EtcdServer, body: bytes) -> dict[str, Any]:
     """etcd 3.5's downgrade: validate and enable check the target; cancel needs a job in progress."""
     d = codec.decode_request(body, "DowngradeRequest")
+    require_admin_maintenance(server)
     action = d.get("action", VALIDATE)
     version = d.get("version", "")
     if action in (VALIDATE, ENABLE):
@@ -156,6 +161,11 @@ async def snapshot(server: EtcdServer, scope: Scope, receive: Receive, send: Sen
         codec.decode_request(body or b"", "SnapshotRequest")
     except DecodeError as exc:
         await writer.fail(EtcdError(str(exc), errors.INVALID_ARGUMENT))
+        return
+    try:
+        require_admin_maintenance(server)
+    except EtcdError as exc:
+        await writer.fail_stream(exc)
         return
     snap_dir = os.path.join(server.member_dir, "snap")
     os.makedirs(snap_dir, exist_ok=True)

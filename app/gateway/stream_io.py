@@ -8,10 +8,13 @@ writes nothing until it has a message).
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from starlette.types import Receive, Send
 
 from etcdpy.app.errors import EtcdError
-from etcdpy.app.gateway.dispatch import _JSON_ERR, _JSON_OK, CORS, respond_error
+from etcdpy.app.gateway import codec
+from etcdpy.app.gateway.dispatch import _JSON_ERR, _JSON_OK, CORS, respond, respond_error
 from etcdpy.app.gateway.json_body import JsonSyntaxError, _Scanner
 
 _WS = b" \t\r\n"
@@ -113,9 +116,17 @@ class LineWriter:
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def fail(self, err: EtcdError) -> None:
-        """A stream error before anything was written: etcd answers it as a unary error."""
+        """A request error before anything was written: etcd answers it as a unary error."""
         self.started = self.finished = True
         await respond_error(self.send, err)
+
+    async def fail_stream(self, err: EtcdError) -> None:
+        """An error of the stream call itself before it sent anything (e.g. permission denied on a
+        snapshot): grpc-gateway answers it in its stream error shape, with the code's HTTP status."""
+        self.started = self.finished = True
+        status = err.http_status
+        body = codec.stream_error_json(err.message, err.code, status, HTTPStatus(status).phrase)
+        await respond(self.send, status, body, _JSON_ERR)
 
 
 __all__ = ["RequestReader", "LineWriter", "Disconnected", "_JSON_ERR"]

@@ -26,12 +26,15 @@ FORWARDED = frozenset({"/v3/lease/keepalive", "/v3/lease/timetolive", "/v3/clust
                        "/v3/maintenance/hashkv"})
 
 
-async def forward(url: str, path: str, body: bytes, ssl: SSLContext | None = None) -> dict[str, Any]:
+async def forward(url: str, path: str, body: bytes, authorization: str | None = None,
+                  ssl: SSLContext | None = None) -> dict[str, Any]:
     """POST `body` to `path` (one of FORWARDED) at the leader's peer `url` (https: dialled with `ssl`,
-    the peer client context); the JSON answer (the first line of a stream's), or its error."""
+    the peer client context); the JSON answer (the first line of a stream's), or its error.
+    `authorization` passes the client's token on, so the leader makes the same auth checks."""
     conn = HttpConn(url, ssl)
     try:
-        status, data = await asyncio.wait_for(conn.post(path, body), FORWARD_TIMEOUT_S)
+        status, data = await asyncio.wait_for(conn.post(path, body, authorization=authorization),
+                                              FORWARD_TIMEOUT_S)
     except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
         raise server_error(errors.NO_LEADER) from None
     finally:

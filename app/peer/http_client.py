@@ -72,12 +72,16 @@ class HttpConn:
         return (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                 f"Content-Type: {content_type}\r\n{extra}\r\n").encode()
 
-    async def post(self, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, content_type: str = "application/json",
+                   authorization: str | None = None) -> tuple[int, bytes]:
         """One keep-alive request; a chunked answer (stream paths, errors) is joined into one body."""
         reused = self._writer is not None
         if self._writer is None:
             await self.connect()
-        request = self._head(path, f"Content-Length: {len(body)}\r\n", content_type) + body
+        extra = f"Content-Length: {len(body)}\r\n"
+        if authorization is not None:
+            extra += f"Authorization: {authorization}\r\n"
+        request = self._head(path, extra, content_type) + body
         try:
             self.writer.write(request)
             status, headers = await self.read_head()

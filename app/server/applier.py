@@ -14,10 +14,12 @@ from etcdpy.app import errors
 from etcdpy.app.errors import EtcdError
 from etcdpy.app.server import commands
 from etcdpy.app.server.alarms import AlarmRequest, AlarmStore, refusal
+from etcdpy.app.server.auth import AuthService, check_command
+from etcdpy.app.server.commands import AuthRequest, Stamped
 from etcdpy.app.server.downgrade import DowngradeInfoSetRequest, DowngradeState
 from etcdpy.app.server.membership import MemberUpdateRequest
 from etcdpy.storage import txn as txn_eval
-from etcdpy.storage.errors import LeaseNotFoundError, StorageError
+from etcdpy.storage.errors import LeaseNotFoundError, StorageError, UserEmptyError
 from etcdpy.storage.kv_types import (
     CompactionRequest,
     CompactionResult,
@@ -45,13 +47,14 @@ class ApplyFailed(Exception):
 
 class Applier:
     def __init__(self, store: MVCCStore, lessor: Lessor, on_events: EventSink,
-                 on_member_update: MemberUpdater, alarms: AlarmStore | None = None,
+                 on_member_update: MemberUpdater, auth: AuthService, alarms: AlarmStore | None = None,
                  downgrade: DowngradeState | None = None) -> None:
         self.store = store
         # Alarms and the downgrade job are cluster state decided by the log, like membership.
         self.alarms = alarms if alarms is not None else AlarmStore(store)
         self.downgrade = downgrade if downgrade is not None else DowngradeState(store)
         self.lessor = lessor
+        self.auth = auth
         self.on_events = on_events
         # Membership updates belong to the server (they change its peers), not to MVCC.
         self.on_member_update = on_member_update
@@ -80,6 +83,23 @@ class Applier:
             self.store.record_applied(index)
 
     def _execute(self, index: int, cmd: commands.Command) -> Any:
+        """Check a client command against the auth state at this index, then run it."""
+        if isinstance(cmd, Stamped):
+            inner = cmd.inner
+            if isinstance(inner, AuthRequest):
+                return self.auth.apply(index, inner, cmd.username)
+            if self.auth.store.enabled:
+                check_command(self.auth.store, cmd.username, cmd.auth_revision, inner,
+                              self.lessor.attached_keys)
+            return self._run(index, inner)
+        if isinstance(cmd, AuthRequest):
+            return self.auth.apply(index, cmd, None)
+        if self.auth.store.enabled and isinstance(cmd, (PutRequest, DeleteRangeRequest, TxnRequest)):
+            # Proposed without a user (before auth was enabled, or without a token): etcd's answer.
+            raise UserEmptyError()
+        return self._run(index, cmd)
+
+    def _run(self, index: int, cmd: commands.Command) -> Any:
         store = self.store
         refused = refusal(self.alarms, cmd)
         if refused is not None:

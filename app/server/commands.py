@@ -6,6 +6,7 @@ bytes, and the request id lets the member that proposed an entry find the caller
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -28,10 +29,31 @@ PUT, DELETE_RANGE, TXN, COMPACTION = 1, 2, 3, 4
 LEASE_GRANT, LEASE_REVOKE, LEASE_CHECKPOINT = 10, 11, 12
 MEMBER_UPDATE = 20
 ALARM, DOWNGRADE_SET = 30, 31
+AUTH, STAMPED = 40, 41
+
+
+@dataclass
+class AuthRequest:
+    """An auth store change (or an authenticate) as a log command: the operation's name and its
+    arguments, already in their applied form (passwords arrive hashed)."""
+
+    op: str
+    args: list[Any]
+
+
+@dataclass
+class Stamped:
+    """A client command with the user and auth revision it was authorised under (etcd's request
+    header): the applier re-checks permissions against the auth state at apply time."""
+
+    username: str
+    auth_revision: int
+    inner: Any  # a Command
+
 
 Command = (PutRequest | DeleteRangeRequest | TxnRequest | CompactionRequest
            | LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest | MemberUpdateRequest
-           | AlarmRequest | DowngradeInfoSetRequest)
+           | AlarmRequest | DowngradeInfoSetRequest | AuthRequest | Stamped)
 
 
 def encode(request_id: int, cmd: Command) -> bytes:
@@ -53,6 +75,10 @@ def encode(request_id: int, cmd: Command) -> bytes:
         body = [ALARM, request_id, cmd.action, cmd.member_id, cmd.alarm]
     elif isinstance(cmd, DowngradeInfoSetRequest):
         body = [DOWNGRADE_SET, request_id, cmd.enabled, cmd.version]
+    elif isinstance(cmd, AuthRequest):
+        body = [AUTH, request_id, cmd.op, cmd.args]
+    elif isinstance(cmd, Stamped):
+        body = [STAMPED, request_id, cmd.username, cmd.auth_revision, encode(0, cmd.inner)]
     else:
         body = [COMPACTION, request_id, cmd.revision, cmd.physical]
     return msgpack.packb(body, use_bin_type=True)
@@ -90,6 +116,10 @@ def decode(data: bytes) -> tuple[int, Command]:
         return request_id, AlarmRequest(*rest)
     if kind == DOWNGRADE_SET:
         return request_id, DowngradeInfoSetRequest(*rest)
+    if kind == AUTH:
+        return request_id, AuthRequest(rest[0], rest[1])
+    if kind == STAMPED:
+        return request_id, Stamped(rest[0], rest[1], decode(rest[2])[1])
     raise ValueError(f"unknown command kind {kind}")
 
 

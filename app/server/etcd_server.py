@@ -35,6 +35,7 @@ from etcdpy.app.server.alarms import (
     quota_bytes,
 )
 from etcdpy.app.server.applier import Applier
+from etcdpy.app.server.auth import AuthService
 from etcdpy.app.server.compactor import make_policy, run_compactor
 from etcdpy.app.server.corruption import CorruptionChecker
 from etcdpy.app.server.downgrade import DowngradeState
@@ -95,8 +96,9 @@ class EtcdServer:
             self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose)
         self.alarms = AlarmStore(self.store)
         self.downgrade = DowngradeState(self.store)
+        self.auth = AuthService(self.store, config, self.propose, self.linearizable_barrier)
         self.applier = Applier(self.store, self.leases.lessor, self.watch_service.hub.notify,
-                               self._apply_member_update, self.alarms, self.downgrade)
+                               self._apply_member_update, self.auth, self.alarms, self.downgrade)
         self.quota = quota_bytes(config.quota_backend_bytes)  # 0: no quota (a negative flag)
         self.compaction_policy = make_policy(config.auto_compaction_mode, config.auto_compaction_retention)
         self.corruption = CorruptionChecker(config, self.store, self.membership, lambda: self.member_id,
@@ -287,6 +289,7 @@ class EtcdServer:
             future = waiters.pop(request_id, None)
             if future is not None and not future.done():
                 future.set_result(result)
+        self.auth.on_applied(self.store.applied_index)
         if self.applier.compactions_scheduled and self._compactor is None:
             self._compactor = asyncio.get_running_loop().create_task(self._compact())
 
@@ -351,6 +354,7 @@ class EtcdServer:
         self.membership.reload()
         self.alarms.reload()
         self.downgrade.reload()
+        self.auth.reload()
         self.leases.reload()
         self.watch_service.reload()
         self._refresh_peers()
@@ -367,8 +371,10 @@ class EtcdServer:
             raise server_error(errors.TOO_MANY_REQUESTS)
 
     async def propose(self, cmd: commands.Command) -> Any:
-        if self.quota and is_quota_checked(cmd):
-            await self._check_quota(cmd)
+        # A stamped command (auth on) costs what the request it carries costs.
+        request = cmd.inner if isinstance(cmd, commands.Stamped) else cmd
+        if self.quota and is_quota_checked(request):
+            await self._check_quota(request)
         self._check_can_propose()
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -423,13 +429,15 @@ class EtcdServer:
             raise result
         return result
 
+    # Writes carry their user (`auth.wrap`) and are checked when applied; reads are checked here.
+
     async def put(self, req: PutRequest) -> Any:
         txn_eval.check_put(req)
-        return await self.propose(req)
+        return await self.propose(self.auth.wrap(req))
 
     async def delete_range(self, req: DeleteRangeRequest) -> Any:
         txn_eval.check_delete(req)
-        return await self.propose(req)
+        return await self.propose(self.auth.wrap(req))
 
     async def txn(self, req: TxnRequest) -> TxnResult:
         txn_eval.check_txn(req, self.config.max_txn_ops)
@@ -437,13 +445,16 @@ class EtcdServer:
             # etcd serves read-only txns without a log entry, after the same wait as a linearizable read.
             if not _all_serializable(req):
                 await self.linearizable_barrier()
+            ai = self.auth.check_read_txn(req)
             view = WriteTxn(self.store, self.store.applied_index)
             result: TxnResult = txn_eval.apply_txn(view, req, self.store.lease_exists)
+            self.auth.check_fresh(ai)
             return result
-        result = await self.propose(req)
+        result = await self.propose(self.auth.wrap(req))
         return result
 
     async def compact(self, req: CompactionRequest) -> Any:
+        self.auth.authorize()  # etcd checks no permission for a compaction, but refuses a bad token
         result = await self.propose(req)
         if req.physical:
             await self._wait_compacted()
@@ -464,7 +475,10 @@ class EtcdServer:
         txn_eval.check_range(req)
         if not req.serializable:
             await self.linearizable_barrier()
-        return self.store.range(req)
+        ai = self.auth.check_read(req.key, req.range_end)
+        result = self.store.range(req)
+        self.auth.check_fresh(ai)
+        return result
 
     # -------------------------------------------------------------- compaction
 

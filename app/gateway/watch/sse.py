@@ -11,12 +11,19 @@ Events on the stream (data is one compact JSON object per event; keys and values
 | (message)   | revision   | `{"revision":"<rev>","events":[etcd Event, …]}` — one per revision |
 | `progress`  | revision   | `{"revision":"<current>"}` every `progress_interval` s while synced |
 | `compacted` | –          | `{"compact_revision":"<n>","reason":…}` — last event       |
-| `canceled`  | –          | `{"reason":"server shutting down"}` — last event            |
+| `canceled`  | –          | `{"reason":"server shutting down"}` (or the permission lost) — last event |
 
 Keep-alive comments (`: keep-alive`) every 15 s of silence. The stream never ends silently: its last
 event says why. A resume whose revision was compacted gets `compacted` (close the EventSource then;
 otherwise it reconnects and gets the same answer). CORS follows `--cors` (etcd's flag; default `*`),
 preflight included.
+
+With auth enabled the watch needs a token that may READ the range. `EventSource` cannot set headers,
+so the token may come as the `token` cookie (preferred: it stays out of URLs and logs; set it with
+`Secure; HttpOnly; SameSite=Strict` where you serve the page), or as the `token` query parameter;
+an `Authorization` header works for other clients. A refused watch answers etcd's error object with
+etcd's status (401 invalid token, 403 permission denied, 400 no user); a permission revoked while
+the stream is open ends it with a `canceled` event naming the reason.
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from etcdpy.app.errors import EtcdError, to_etcd_error
 from etcdpy.app.gateway.watch.encode import event_json
+from etcdpy.app.server.auth import AuthInfo, AuthService, request_token
 from etcdpy.app.server.watch_service import Session, WatchService
+from etcdpy.storage.errors import StorageError
 from etcdpy.storage.kv_range import GTE_RANGE_END
 from etcdpy.storage.kv_types import Event
 from etcdpy.storage.watch_hub import CompactedMsg, EventsMsg, ProgressMsg, Watcher
@@ -44,6 +54,8 @@ DEFAULT_PROGRESS_S = 5.0
 KEEPALIVE_S = 15.0
 RETRY_MS = 1000
 ALLOW_HEADERS = "Last-Event-ID, Cache-Control, Accept, Content-Type, Authorization"
+TOKEN_COOKIE = "token"
+PERMISSION_LOST = "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -98,10 +110,21 @@ class SSEStream(Session, Response):
         self.ending = False
         self.gone = False
         self.background = None
+        self.auth: AuthService | None = None
+        self.auth_info: AuthInfo | None = None
+        self.revoked = False
 
     def shutdown(self) -> None:
         self.ending = True
         self.ready.set()
+
+    def recheck(self) -> None:
+        """After an auth change: end the stream if its user may no longer read the range."""
+        assert self.auth is not None
+        key, end = self.params[0], self.params[1]
+        if not self.auth.permits_read(self.auth_info, key, end):
+            self.revoked = True
+            self.ready.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = self.service.hub
@@ -109,6 +132,8 @@ class SSEStream(Session, Response):
         stream = hub.open_stream(wakeup=self.ready.set)
         w = hub.watch(stream, 0, key, end, start, no_put=no_put, no_delete=no_delete, prev_kv=prev_kv)
         self.service.sessions.add(self)
+        if self.auth is not None:
+            self.auth.listeners.append(self.recheck)
         watcher_task = asyncio.get_running_loop().create_task(self._wait_disconnect(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": [
@@ -127,6 +152,8 @@ class SSEStream(Session, Response):
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher_task
             self.service.sessions.discard(self)
+            if self.auth is not None and self.recheck in self.auth.listeners:
+                self.auth.listeners.remove(self.recheck)
             hub.close_stream(stream)
 
     async def _pump(self, send: Send, stream: Any, w: Watcher) -> None:
@@ -143,9 +170,10 @@ class SSEStream(Session, Response):
         while True:
             if self.gone:
                 return
-            if self.ending:
+            if self.ending or self.revoked:
+                reason = PERMISSION_LOST if self.revoked else "server shutting down"
                 await send({"type": "http.response.body", "more_body": False,
-                            "body": _sse("canceled", {"reason": "server shutting down"})})
+                            "body": _sse("canceled", {"reason": reason})})
                 return
             timeout = max(0.0, min(next_progress, last_write + KEEPALIVE_S) - time.monotonic())
             with contextlib.suppress(TimeoutError):
@@ -206,7 +234,25 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def install(api: FastAPI, service: WatchService | None, cors_spec: str) -> None:
+def _refused(exc: Exception, cors: list[tuple[bytes, bytes]]) -> JSONResponse:
+    err = to_etcd_error(exc)
+    headers = {k.decode(): v.decode() for k, v in cors}
+    return JSONResponse({"error": err.message, "message": err.message, "code": err.code},
+                        status_code=err.http_status, headers=headers)
+
+
+def request_token_of(request: Request, query_token: str | None) -> str | None:
+    """The token of an SSE request: the `token` cookie, the `token` query parameter, or the header."""
+    cookie = request.cookies.get(TOKEN_COOKIE)
+    if cookie:
+        return cookie
+    if query_token:
+        return query_token
+    return request.headers.get("authorization")
+
+
+def install(api: FastAPI, service: WatchService | None, cors_spec: str,
+            auth: AuthService | None = None) -> None:
     cors = Cors(cors_spec)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -242,6 +288,8 @@ def install(api: FastAPI, service: WatchService | None, cors_spec: str) -> None:
                                          description="Seconds between progress events; 0 = none."),
         last_event_id: int | None = Query(None, description="Resume after this revision "
                                           "(the `Last-Event-ID` header does the same)."),
+        token: str | None = Query(None, description="Auth token, for clients that cannot send the "
+                                  "`Authorization` header or the `token` cookie (EventSource)."),
     ) -> Response:
         cors_headers = cors.headers(request.headers.get("origin"))
         raw_key = key.encode()
@@ -271,8 +319,21 @@ def install(api: FastAPI, service: WatchService | None, cors_spec: str) -> None:
         if resume is not None:
             start = resume + 1
         assert service is not None, "the SSE endpoint needs a running server"
-        return SSEStream(service, raw_key, end, start, prev_kv, "noput" in flags, "nodelete" in flags,
-                         progress_interval, cors_headers)
+        auth_info = None
+        if auth is not None:
+            raw_token = request_token_of(request, token)
+            await auth.await_token(raw_token)
+            reset = request_token.set(raw_token)
+            try:
+                auth_info = auth.check_read(raw_key, end)
+            except (EtcdError, StorageError) as exc:
+                return _refused(exc, cors_headers)
+            finally:
+                request_token.reset(reset)
+        stream = SSEStream(service, raw_key, end, start, prev_kv, "noput" in flags, "nodelete" in flags,
+                           progress_interval, cors_headers)
+        stream.auth, stream.auth_info = auth, auth_info
+        return stream
 
     @api.options(SSE_PATH, include_in_schema=False)
     async def watch_sse_preflight(request: Request) -> Response:

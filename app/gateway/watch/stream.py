@@ -16,31 +16,42 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from etcdpy.app.errors import UNKNOWN, EtcdError
+from etcdpy.app.errors import PERMISSION_DENIED, UNKNOWN, EtcdError, grpc_status_text, to_etcd_error
 from etcdpy.app.gateway import codec
 from etcdpy.app.gateway.codec import DecodeError
 from etcdpy.app.gateway.json_body import JsonSyntaxError
 from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader
 from etcdpy.app.gateway.watch.encode import Encoder, line, response
+from etcdpy.app.server.auth import AuthService, request_token
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.app.server.watch_service import Session, WatchService
+from etcdpy.storage.errors import StorageError
 from etcdpy.storage.kv_range import GTE_RANGE_END
 
 EMPTY_RANGE = "mvcc: watcher range is empty"
 DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 NOPUT, NODELETE = 0, 1
+# etcd's cancel reason for a watch the user may not (or may no longer) read: the gRPC status text.
+PERMISSION_DENIED_REASON = grpc_status_text(EtcdError("etcdserver: permission denied", PERMISSION_DENIED))
 
 
 class WatchSession(Session):
-    def __init__(self, service: WatchService, encoder: Encoder) -> None:
+    def __init__(self, service: WatchService, encoder: Encoder, auth: AuthService | None = None,
+                 token: str | None = None) -> None:
+        """`auth` and `token` (the stream's raw Authorization value) gate watch creation; without
+        `auth` (tests of the hub alone) every watch is allowed."""
         self.service = service
         self.hub = service.hub
         self.encoder = encoder
+        self.auth = auth
+        self.token = token
         self.ready = asyncio.Event()
         self.stream = self.hub.open_stream(wakeup=self.ready.set)
         self.ending = False  # the server is shutting down
         self.gone = False  # the client went away
         service.sessions.add(self)
+        if auth is not None:
+            auth.listeners.append(self.recheck)
 
     # ------------------------------------------------------------------ requests
 
@@ -59,6 +70,21 @@ class WatchSession(Session):
         wid = c.get("watch_id", 0)
         filters = c.get("filters", ())
         header = self.encoder.header(self.hub.current_revision)
+        ai = None
+        if self.auth is not None:
+            # etcd checks READ on the whole range before anything else and refuses with the status
+            # text as the reason (a from-key watch is checked to the end of the keyspace: etcd 3.4
+            # checked its first key only).
+            reset = request_token.set(self.token)
+            try:
+                ai = self.auth.check_read(key, end)
+            except (EtcdError, StorageError) as exc:
+                reason = grpc_status_text(to_etcd_error(exc))
+                self.stream.push(line(response(header, -1, created=True, canceled=True,
+                                               cancel_reason=reason)))
+                return
+            finally:
+                request_token.reset(reset)
         err = ""
         if end and end != GTE_RANGE_END and key >= end:
             err = EMPTY_RANGE
@@ -71,10 +97,22 @@ class WatchSession(Session):
             wid = self.stream.allocate_id()
         # "created" goes first: the hub may queue catch-up events for the watcher right after.
         self.stream.push(line(response(header, wid, created=True)))
-        self.hub.watch(self.stream, wid, key, end, c.get("start_revision", 0),
-                       no_put=NOPUT in filters, no_delete=NODELETE in filters,
-                       prev_kv=c.get("prev_kv", False), progress_notify=c.get("progress_notify", False),
-                       fragment=c.get("fragment", False))
+        w = self.hub.watch(self.stream, wid, key, end, c.get("start_revision", 0),
+                           no_put=NOPUT in filters, no_delete=NODELETE in filters,
+                           prev_kv=c.get("prev_kv", False), progress_notify=c.get("progress_notify", False),
+                           fragment=c.get("fragment", False))
+        w.tag = ai
+
+    def recheck(self) -> None:
+        """After an auth change: cancel every watcher its user may no longer read, with etcd's
+        reason (etcd itself checks only at creation; here a revoke also reaches open streams)."""
+        assert self.auth is not None
+        for w in list(self.stream.watchers.values()):
+            if not self.auth.permits_read(w.tag, w.key, w.end):
+                self.hub.cancel(w)
+                header = self.encoder.header(self.hub.current_revision)
+                self.stream.push(line(response(header, w.id, canceled=True,
+                                               cancel_reason=PERMISSION_DENIED_REASON)))
 
     def cancel(self, wid: int) -> None:
         w = self.stream.watchers.get(wid)
@@ -105,6 +143,8 @@ class WatchSession(Session):
 
     def close(self) -> None:
         self.service.sessions.discard(self)
+        if self.auth is not None and self.recheck in self.auth.listeners:
+            self.auth.listeners.remove(self.recheck)
         self.hub.close_stream(self.stream)
 
 
@@ -113,7 +153,7 @@ def decode_watch_request(raw: bytes) -> dict[str, Any]:
 
 
 async def watch_stream(server: EtcdServer, scope: Scope, receive: Receive, send: Send) -> None:
-    session = WatchSession(server.watch_service, Encoder(server))
+    session = WatchSession(server.watch_service, Encoder(server), server.auth, request_token.get())
     reader = RequestReader(receive, 4 * server.config.max_request_bytes)
     writer = LineWriter(send)
     try:

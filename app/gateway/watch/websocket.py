@@ -16,12 +16,39 @@ from etcdpy.app.gateway.codec import DecodeError
 from etcdpy.app.gateway.json_body import JsonSyntaxError
 from etcdpy.app.gateway.watch.encode import Encoder
 from etcdpy.app.gateway.watch.stream import WatchSession, decode_watch_request
+from etcdpy.app.server.auth import AuthService
 from etcdpy.app.server.watch_service import WatchService
 
+TOKEN_COOKIE = "token"
 
-async def watch_websocket(websocket: WebSocket, service: WatchService, encoder: Encoder) -> None:
-    await websocket.accept()
-    session = WatchSession(service, encoder)
+
+def websocket_token(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The token as etcd's WebSocket proxy passes it, and the subprotocol to answer with.
+
+    Browsers cannot set headers on a WebSocket: etcd's proxy takes `Sec-WebSocket-Protocol:
+    Bearer, <token>` (answering with the subprotocol `Bearer`) or a `token` cookie; other clients may
+    send the `Authorization` header itself."""
+    token = websocket.headers.get("authorization")
+    subprotocol = None
+    offered = websocket.headers.get("sec-websocket-protocol", "")
+    if offered.startswith("Bearer"):
+        subprotocol = "Bearer"
+        _, sep, rest = offered.partition("Bearer,")
+        if sep and rest.strip():
+            token = "Bearer " + rest.strip()
+    cookie = websocket.cookies.get(TOKEN_COOKIE)
+    if cookie:
+        token = "Bearer " + cookie
+    return token, subprotocol
+
+
+async def watch_websocket(websocket: WebSocket, service: WatchService, encoder: Encoder,
+                          auth: AuthService | None = None) -> None:
+    token, subprotocol = websocket_token(websocket)
+    if auth is not None:
+        await auth.await_token(token)
+    await websocket.accept(subprotocol=subprotocol)
+    session = WatchSession(service, encoder, auth, token)
 
     async def write(data: bytes) -> None:
         await websocket.send_text(data.rstrip(b"\n").decode())

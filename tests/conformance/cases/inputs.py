@@ -146,7 +146,7 @@ def register_transport(reg: Registry) -> None:
                                             Step("/v3alpha/kv/put", put_body_text(k), expect=404)])
     reg.add("unknown-path", lambda k: [
         Step("/v3/kv/nope", "{}", expect=404), Step("/v3/maintenance/nope", "{}", expect=404),
-        Step("/v3/kv/lease/grant", '{"TTL":60}', expect=404), Step("/v3/auth/status", "{}", expect=404),
+        Step("/v3/kv/lease/grant", '{"TTL":60}', expect=404), Step("/v3/auth/nope", "{}", expect=404),
         Step("/v3/kv/range/", f'{{"key":"{k("a")}"}}', expect=404), Step("/v3/", "{}", expect=404),
         Step("/v3", "{}", expect=301, compare_headers=("location",))],
             "text/plain 'Not Found'; POST /v3 redirects to /v3/")
