@@ -21,6 +21,7 @@ certificates nor verifies the other members' (InsecureSkipVerify), and neither d
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import secrets
 import ssl
@@ -29,6 +30,8 @@ from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from etcdpy.app.config import Config, ConfigError
+
+log = logging.getLogger("etcdpy.tls")
 
 # Go's names of the TLS 1.2 suites etcd accepts (tlsutil.cipherSuites) -> OpenSSL's names. TLS 1.3 suites
 # are not configurable, in Go as in OpenSSL's cipher list.
@@ -107,7 +110,12 @@ def prepare(config: Config) -> TLSSetup:
         peer_info = self_cert(os.path.join(config.data_dir, "fixtures", "peer"), config.listen_peer_urls,
                               client_auth=True)
     peer: ssl.SSLContext | None = None
-    for url in _https(config.listen_peer_urls):
+    for url in config.listen_peer_urls:
+        if urlsplit(url).scheme != "https":
+            if not peer_info.empty():
+                log.warning("The scheme of peer url %s is HTTP while peer key/cert files are presented. "
+                            "Ignored peer key/cert files.", url)
+            continue
         if peer_info.empty():
             raise _fail(f"cannot listen on TLS for {urlsplit(url).netloc}: KeyFile and CertFile are not "
                         "presented")
@@ -118,7 +126,15 @@ def prepare(config: Config) -> TLSSetup:
         client_info = self_cert(os.path.join(config.data_dir, "fixtures", "client"),
                                 config.listen_client_urls, client_auth=False)
     client: ssl.SSLContext | None = None
-    for url in _https(config.listen_client_urls):
+    for url in config.listen_client_urls:
+        if urlsplit(url).scheme != "https":
+            if not client_info.empty():
+                log.warning("The scheme of client url %s is HTTP while peer key/cert files are presented. "
+                            "Ignored key/cert files.", url)
+            if client_info.client_cert_auth:
+                log.warning("The scheme of client url %s is HTTP while client cert auth (--client-cert-auth) "
+                            "is enabled. Ignored client cert auth for this url.", url)
+            continue
         if client_info.empty():
             raise _fail(f"TLS key/cert (--cert-file, --key-file) must be provided for client url {url} "
                         "with HTTPS scheme")

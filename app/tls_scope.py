@@ -37,7 +37,8 @@ Registry = dict[tuple[str, int], dict[str, Any]]
 
 def client_cert_cn(scope: Scope) -> str | None:
     """The CommonName of the request's verified client certificate; None without one (or without TLS)."""
-    tls = scope.get("extensions", {}).get("tls")
+    extensions = scope.get("extensions")  # plain HTTP (httptools) sets none: one lookup, no allocation
+    tls = extensions.get("tls") if extensions else None
     return tls.get("client_cert_cn") if tls else None
 
 
