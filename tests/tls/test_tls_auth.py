@@ -38,7 +38,7 @@ def secured(start: Start, certs: TLSFiles) -> Iterator[Server]:
     """A member with client-cert auth and auth enabled: root (password pw), alice may read `a` only."""
     with certs.client("root") as root:
         member = start(client_flags(certs), ready=root)
-        for path, body in [
+        setup: list[tuple[str, dict[str, Any]]] = [
             ("/v3/auth/user/add", {"name": "root", "password": "pw"}),
             ("/v3/auth/role/add", {"name": "root"}),
             ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
@@ -48,7 +48,8 @@ def secured(start: Start, certs: TLSFiles) -> Iterator[Server]:
             ("/v3/auth/user/grant", {"user": "alice", "role": "reader"}),
             ("/v3/kv/put", {"key": b64("a"), "value": b64("1")}),
             ("/v3/auth/enable", {}),
-        ]:
+        ]
+        for path, body in setup:
             status, answer = call(root, member, path, body)
             assert status == 200, (path, answer)
     yield member
