@@ -3,6 +3,8 @@
 
 Every failure an operator can cause ends with one line on stderr and etcd's exit status: flag errors
 as Go's flag package prints them, start-up failures as `etcdpy: <etcd's message>` (app/startup.py).
+https URLs are served by their own uvicorn server with the context app/tls.py built; http URLs by a
+plain one, so TLS costs the plain path nothing.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -21,12 +25,17 @@ from etcdpy.app.config import Config, ConfigError, HelpRequested, VersionRequest
 from etcdpy.app.gateway.asgi import create_app
 from etcdpy.app.peer.transport import PeerApp, fetch_members
 from etcdpy.app.startup import StartupError, bind_all, check_data_dir_listable, open_server, touch_data_dir
+from etcdpy.app.tls import prepare as prepare_tls
+from etcdpy.app.tls_scope import expose_client_certs
 
 log = logging.getLogger("etcdpy")
 
 
-def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(
+def _uvicorn(app: Any, config: Config, tls: ssl.SSLContext | None = None,
+             client_certs: bool = False) -> uvicorn.Server:
+    """A server for `app`; with `tls`, its sockets speak TLS, and with `client_certs` each request's scope
+    carries the verified client certificate (app/tls_scope.py)."""
+    server_config = uvicorn.Config(
         app,
         loop="uvloop",
         http="httptools",
@@ -36,10 +45,26 @@ def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
         server_header=False,
         log_level=config.python_log_level,
         timeout_graceful_shutdown=2,
-    ))
+    )
+    if tls is not None:
+        # uvicorn builds its context from file names; ours comes ready (etcd's checks, auto-tls, ciphers).
+        server_config.load()
+        server_config.ssl = tls
+        if client_certs:
+            expose_client_certs(server_config)
+    return uvicorn.Server(server_config)
 
 
-async def _join_info(config: Config) -> dict[str, Any] | None:
+def _by_scheme(urls: list[str], bound: list[socket.socket]) -> dict[bool, list[socket.socket]]:
+    """The listen URLs' sockets, https (True) apart from http (False): each group is one uvicorn server.
+    Every socket is also appended to `bound`, so the caller can close them all on a failure."""
+    groups: dict[bool, list[socket.socket]] = {}
+    for url in urls:
+        groups.setdefault(urlsplit(url).scheme == "https", []).extend(bind_all([url], bound))
+    return groups
+
+
+async def _join_info(config: Config, peer_ssl: ssl.SSLContext | None) -> dict[str, Any] | None:
     """For --initial-cluster-state existing: learn our id and the cluster's from a running member."""
     if config.initial_cluster_state != "existing":
         return None
@@ -49,7 +74,7 @@ async def _join_info(config: Config) -> dict[str, Any] | None:
     mine = sorted(config.initial_advertise_peer_urls)
     deadline = asyncio.get_running_loop().time() + 30
     while True:
-        info = await fetch_members(others)
+        info = await fetch_members(others, peer_ssl)
         if info is not None:
             for member in info["members"]:
                 if sorted(member[2]) == mine:
@@ -61,20 +86,21 @@ async def _join_info(config: Config) -> dict[str, Any] | None:
 
 
 async def serve(config: Config) -> None:
-    # etcd's order: list the data dir, bind peer then client URLs, then create and open the data dir.
+    # etcd's order: check the security flags, list the data dir, bind peer then client URLs, then create
+    # and open the data dir.
+    tls = prepare_tls(config)
     check_data_dir_listable(config.data_dir)
     bound: list[socket.socket] = []
     try:
-        peer_sockets = bind_all(config.listen_peer_urls, bound)
-        client_sockets = bind_all(config.listen_client_urls, bound)
+        peer_groups = _by_scheme(config.listen_peer_urls, bound)
+        client_groups = _by_scheme(config.listen_client_urls, bound)
         touch_data_dir(config.data_dir)
-        server = await open_server(config, await _join_info(config))
+        server = await open_server(config, await _join_info(config, tls.peer_client), tls.peer_client)
     except BaseException:
         for sock in bound:
             sock.close()
         raise
     client_app = create_app(server)
-    client_server = _uvicorn(client_app, config)
     peer_app = PeerApp(
         step=server.node.step,
         receive_snapshot=server.receive_snapshot,
@@ -87,18 +113,25 @@ async def serve(config: Config) -> None:
         is_removed=lambda member: member in server.membership.removed,
         client_app=client_app,
     )
-    peer_server = _uvicorn(peer_app, config)
+    # The first client server runs in the foreground; the others stop when it does.
+    clients = [(_uvicorn(client_app, config, tls.client if https else None, tls.client_cert_auth), socks)
+               for https, socks in client_groups.items()]
+    others = [(_uvicorn(peer_app, config, tls.peer if https else None), socks)
+              for https, socks in peer_groups.items()] + clients[1:]
+    client_server, client_sockets = clients[0]
     server.start()
     # Streams (watch, SSE) end with a last word as soon as a shutdown begins, not when cut at its end.
-    server.watch_service.watch_exit(lambda: client_server.should_exit)
+    server.watch_service.watch_exit(lambda: any(s.should_exit for s, _ in clients))
     log.info("member %x serving clients on %s, peers on %s", server.member_id,
              ", ".join(config.listen_client_urls), ", ".join(config.listen_peer_urls))
-    peers = asyncio.create_task(peer_server.serve(sockets=peer_sockets))
+    background = [(other, asyncio.create_task(other.serve(sockets=socks))) for other, socks in others]
     try:
         await client_server.serve(sockets=client_sockets)
     finally:
-        peer_server.should_exit = True
-        await peers
+        for other, _ in background:
+            other.should_exit = True
+        for _, task in background:
+            await task
         await server.stop()
         server.close()
 
@@ -136,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve(config))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except StartupError as exc:
         print(f"etcdpy: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

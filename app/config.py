@@ -83,6 +83,20 @@ class Config:
     experimental_watch_progress_notify_interval: str = "10m"
     experimental_corrupt_check_time: str = "0s"  # leader's periodic hashkv comparison; 0 = off
     experimental_initial_corrupt_check: bool = False
+    # TLS (app/tls.py builds the contexts): etcd's client and peer security flags, and etcd 3.5's
+    # --tls-min-version. --cipher-suites is a comma-separated list of Go's TLS 1.2 suite names.
+    cert_file: str = ""
+    key_file: str = ""
+    trusted_ca_file: str = ""
+    client_cert_auth: bool = False
+    auto_tls: bool = False
+    peer_cert_file: str = ""
+    peer_key_file: str = ""
+    peer_trusted_ca_file: str = ""
+    peer_client_cert_auth: bool = False
+    peer_auto_tls: bool = False
+    cipher_suites: str = ""
+    tls_min_version: str = "TLS1.2"
     auth_token: str = "simple"  # "simple" or "jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…"
     auth_token_ttl: int = 300  # seconds an unused simple token lives
     bcrypt_cost: int = 10
@@ -126,16 +140,6 @@ class Config:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"invalid URL {url!r}: expected http(s)://host:port")
-        # etcdpy has no TLS yet, so an https listen URL can never have the key and certificate etcd asks
-        # for: refuse it with etcd's message rather than serve plain HTTP on it.
-        for url in self.listen_client_urls:
-            if urlsplit(url).scheme == "https":
-                raise ConfigError("TLS key/cert (--cert-file, --key-file) must be provided for client url "
-                                  f"{url} with HTTPS scheme", exit_code=1)
-        for url in self.listen_peer_urls:
-            if urlsplit(url).scheme == "https":
-                raise ConfigError(f"cannot listen on TLS for {urlsplit(url).netloc}: KeyFile and CertFile "
-                                  "are not presented", exit_code=1)
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f'unknown level "{self.log_level}": --log-level only supports debug, info, '
                               "warn, error, panic, or fatal")
@@ -171,6 +175,13 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f'invalid value "{self.experimental_corrupt_check_time}" for flag '
                               f"-experimental-corrupt-check-time: {exc}") from None
+        # etcd 3.5's --tls-min-version checks (embed.Config.Validate), in etcd 3.4's flag-error wording.
+        if self.tls_min_version not in ("", "TLS1.2", "TLS1.3"):
+            raise ConfigError(f'error verifying flags, unexpected TLS version "{self.tls_min_version}" '
+                              "(must be one of: TLS1.2, TLS1.3). See 'etcdpy --help'.", exit_code=1)
+        if self.tls_min_version == "TLS1.3" and self.cipher_suites:
+            raise ConfigError("error verifying flags, cipher suites cannot be configured when only TLS1.3 is "
+                              "enabled. See 'etcdpy --help'.", exit_code=1)
         if not 4 <= self.bcrypt_cost <= 31:
             # etcd refuses a cost outside bcrypt's range before it starts.
             raise ConfigError(f"invalid bcrypt-cost: {self.bcrypt_cost} (must be between 4 and 31)")
@@ -221,6 +232,13 @@ _URL_LISTS = {
     "listen_client_urls", "advertise_client_urls", "listen_peer_urls", "initial_advertise_peer_urls",
 }
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# etcd's YAML config file holds the TLS settings only in these two sections (embed.securityConfig); the
+# flag names at the top level of the file are ignored there, as etcd ignores them.
+_SECURITY_SECTIONS = {"client-transport-security": "", "peer-transport-security": "peer_"}
+_SECURITY_KEYS = {"cert-file": "cert_file", "key-file": "key_file", "client-cert-auth": "client_cert_auth",
+                  "trusted-ca-file": "trusted_ca_file", "auto-tls": "auto_tls"}
+_FILE_ONLY_IN_SECTIONS = {f"{prefix}{attr}" for prefix in _SECURITY_SECTIONS.values()
+                          for attr in _SECURITY_KEYS.values()}
 
 
 def _flag(attr: str) -> str:
@@ -314,7 +332,13 @@ def load_file(path: str) -> Config:
         raise ConfigError(f"config file {path} must hold a mapping of etcd flag names")
     values: dict[str, Any] = {}
     for key, raw in doc.items():
-        if key not in FLAGS:
+        if key in _SECURITY_SECTIONS:
+            values.update(_security_section(key, raw))
+            continue
+        if key == "cipher-suites" and raw is not None:
+            values["cipher_suites"] = ",".join(_yaml_strings(key, raw))
+            continue
+        if key not in FLAGS or key.replace("-", "_") in _FILE_ONLY_IN_SECTIONS:
             # etcd ignores keys it does not know; an etcd config file must keep working here.
             log.warning("config file %s: ignoring unknown key %r", path, key)
             continue
@@ -325,3 +349,48 @@ def load_file(path: str) -> Config:
     cfg = Config(**values)
     cfg.validate()
     return cfg
+
+
+def _go_json_type(raw: Any) -> str:
+    """The JSON type name Go's encoding/json names in an unmarshal error."""
+    if isinstance(raw, bool):
+        return "bool"
+    if isinstance(raw, int | float):
+        return "number"
+    if isinstance(raw, str):
+        return "string"
+    return "array" if isinstance(raw, list) else "object"
+
+
+def _unmarshal_error(raw: Any, field: str, go_type: str) -> ConfigError:
+    # etcd reads the YAML file through JSON into its configYAML struct; a value of the wrong type ends
+    # the start with encoding/json's message.
+    return ConfigError("error verifying flags, error unmarshaling JSON: while decoding JSON: json: cannot "
+                       f"unmarshal {_go_json_type(raw)} into Go struct field {field} of type {go_type}. "
+                       "See 'etcdpy --help'.", exit_code=1)
+
+
+def _yaml_strings(key: str, raw: Any) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise _unmarshal_error(raw, f"configYAML.{key}", "[]string")
+    return list(raw)
+
+
+def _security_section(section: str, raw: Any) -> dict[str, Any]:
+    """`client-transport-security` / `peer-transport-security` as etcd reads them: five known keys
+    (others ignored), strings and booleans only; the values become the flags' fields."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _unmarshal_error(raw, f"configYAML.{section}", "embed.securityConfig")
+    prefix = _SECURITY_SECTIONS[section]
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        attr = _SECURITY_KEYS.get(key)
+        if attr is None or value is None:
+            continue
+        kind = "bool" if attr in ("client_cert_auth", "auto_tls") else "string"
+        if (kind == "bool") != isinstance(value, bool) or (kind == "string" and not isinstance(value, str)):
+            raise _unmarshal_error(value, f"securityConfig.{section}.{key}", kind)
+        out[prefix + attr] = value
+    return out

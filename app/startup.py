@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -103,13 +104,14 @@ def bind_all(urls: list[str], bound: list[socket.socket]) -> list[socket.socket]
     return sockets
 
 
-async def open_server(config: Config, joined: dict[str, Any] | None) -> EtcdServer:
+async def open_server(config: Config, joined: dict[str, Any] | None,
+                      peer_ssl: ssl.SSLContext | None = None) -> EtcdServer:
     """Open the member's database and log; wait while another process holds the database."""
     warned = False
     db_path = os.path.join(config.data_dir, "member", "db")
     while True:
         try:
-            return EtcdServer(config, joined=joined)
+            return EtcdServer(config, joined=joined, peer_ssl=peer_ssl)
         except DatabaseLockedError:
             if not warned:
                 # etcd's words when bbolt's lock is held; it too waits rather than exits.

@@ -61,6 +61,24 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("cors", "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, "
                  "(empty or * means allow all)."),
     ]),
+    ("Client TLS", [
+        ("cert-file", "Path to the client server TLS cert file."),
+        ("key-file", "Path to the client server TLS key file."),
+        ("client-cert-auth", "Enable client cert authentication."),
+        ("trusted-ca-file", "Path to the client server TLS trusted CA cert file."),
+        ("auto-tls", "Client TLS using generated certificates."),
+    ]),
+    ("Peer TLS", [
+        ("peer-cert-file", "Path to the peer server TLS cert file."),
+        ("peer-key-file", "Path to the peer server TLS key file."),
+        ("peer-client-cert-auth", "Enable peer client cert authentication."),
+        ("peer-trusted-ca-file", "Path to the peer server TLS trusted CA file."),
+        ("peer-auto-tls", "Peer TLS using self-generated certificates if --peer-key-file and "
+                          "--peer-cert-file are not provided."),
+        ("cipher-suites", "Comma-separated list of supported TLS cipher suites between client/server and "
+                          "peers (empty will be auto-populated by Go)."),
+        ("tls-min-version", "Minimum TLS version supported by etcd. Possible values: TLS1.2, TLS1.3."),
+    ]),
     ("Auth", [
         ("auth-token", "Specify a v3 authentication token type and its options ('simple' or 'jwt')."),
         ("auth-token-ttl", "The lifetime in seconds of the auth token."),

@@ -172,7 +172,7 @@ async def _forward_to_leader(server: EtcdServer, path: str, body: bytes) -> dict
     if url is None:
         # Not the leader a moment ago but the leader now: let the client retry.
         raise EtcdError(*errors.NO_LEADER)
-    data = await forward(url, path, body, request_token.get())
+    data = await forward(url, path, body, request_token.get(), ssl=server.peer_ssl)
     data["header"] = server.member_header()
     return data
 

@@ -28,8 +28,9 @@ from etcdpy.app.errors import (
 )
 from etcdpy.app.gateway import codec, learner_gate
 from etcdpy.app.gateway.codec import DecodeError
-from etcdpy.app.server.auth import request_token
+from etcdpy.app.server.auth import request_cert_cn, request_token
 from etcdpy.app.server.etcd_server import EtcdServer
+from etcdpy.app.tls_scope import client_cert_cn
 from etcdpy.storage.errors import StorageError
 
 CORS = [
@@ -159,12 +160,17 @@ class Gateway:
         # The caller's token, for the server's auth checks during this request (etcd's gRPC metadata).
         token = authorization(scope)
         reset = request_token.set(token)
+        # The verified client certificate's CN (only on an https client listener with --client-cert-auth).
+        cn = client_cert_cn(scope)
+        cn_reset = request_cert_cn.set(cn) if cn is not None else None
         try:
             if token is not None:
                 await self.server.auth.await_token(token)
             await self._serve_v3(path, scope, receive, send)
         finally:
             request_token.reset(reset)
+            if cn_reset is not None:
+                request_cert_cn.reset(cn_reset)
 
     async def _serve_v3(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.rpcs.get(path)

@@ -74,7 +74,8 @@ async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
     leader = server.leader_peer_url()
     if leader is not None:
         body = codec.dumps({"ID": lease_id, "keys": d.get("keys", False)})
-        forwarded = await forward(leader, "/v3/lease/timetolive", body, request_token.get())
+        forwarded = await forward(leader, "/v3/lease/timetolive", body, request_token.get(),
+                                  ssl=server.peer_ssl)
         return {**forwarded, "header": server.header()}
     out: dict[str, Any] = {"header": server.header()}
     if lease_id:
@@ -111,7 +112,8 @@ async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
     clear_checkpoint = False
     leader = server.leader_peer_url()
     if leader is not None:
-        forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}))
+        forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}),
+                                  ssl=server.peer_ssl)
         ttl = int(forwarded.get("result", {}).get("TTL", 0))
     else:
         try:

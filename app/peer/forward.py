@@ -9,6 +9,7 @@ from the start, unlike client URLs, which a new leader may not have published ye
 from __future__ import annotations
 
 import asyncio
+from ssl import SSLContext
 from typing import Any
 
 import orjson
@@ -25,11 +26,12 @@ FORWARDED = frozenset({"/v3/lease/keepalive", "/v3/lease/timetolive", "/v3/clust
                        "/v3/maintenance/hashkv"})
 
 
-async def forward(url: str, path: str, body: bytes, authorization: str | None = None) -> dict[str, Any]:
-    """POST `body` to `path` (one of FORWARDED) at the leader's peer `url`; the JSON answer (the first
-    line of a stream's), or its error. `authorization` passes the client's token on, so the leader
-    makes the same auth checks."""
-    conn = HttpConn(url)
+async def forward(url: str, path: str, body: bytes, authorization: str | None = None,
+                  ssl: SSLContext | None = None) -> dict[str, Any]:
+    """POST `body` to `path` (one of FORWARDED) at the leader's peer `url` (https: dialled with `ssl`,
+    the peer client context); the JSON answer (the first line of a stream's), or its error.
+    `authorization` passes the client's token on, so the leader makes the same auth checks."""
+    conn = HttpConn(url, ssl)
     try:
         status, data = await asyncio.wait_for(conn.post(path, body, authorization=authorization),
                                               FORWARD_TIMEOUT_S)

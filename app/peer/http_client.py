@@ -4,13 +4,15 @@ httpx costs several hundred microseconds of client CPU per request; this client 
 which matters on a 2-core machine where the client shares CPUs with the server (and where every Raft
 heartbeat is a request). It supports exactly what those callers need: keep-alive POSTs with
 Content-Length or chunked responses (with trailers), and a chunked *upload* kept open for interactive
-streams (/v3/watch).
+streams (/v3/watch). An https endpoint is dialled with the `ssl.SSLContext` the caller gives (peer TLS,
+app/tls.py); an http one never touches TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from ssl import SSLContext
 from urllib.parse import urlsplit
 
 
@@ -18,21 +20,24 @@ class HttpError(RuntimeError):
     pass
 
 
-def host_port(endpoint: str) -> tuple[str, int]:
+def host_port(endpoint: str, https: bool = False) -> tuple[str, int]:
     u = urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
-    if u.scheme != "http" or u.hostname is None:
+    if u.scheme not in (("http", "https") if https else ("http",)) or u.hostname is None:
         raise ValueError(f"only http:// endpoints are supported: {endpoint}")
-    return u.hostname, u.port or 80
+    return u.hostname, u.port or (443 if u.scheme == "https" else 80)
 
 
 class HttpConn:
-    def __init__(self, endpoint: str) -> None:
-        self.host, self.port = host_port(endpoint)
+    def __init__(self, endpoint: str, ssl: SSLContext | None = None) -> None:
+        """`ssl` is required for an https endpoint (and unused for an http one)."""
+        self.host, self.port = host_port(endpoint, https=ssl is not None)
+        self._ssl = ssl if endpoint.startswith("https://") else None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def connect(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=1 << 24)
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=1 << 24,
+                                                                   ssl=self._ssl)
 
     @property
     def reader(self) -> asyncio.StreamReader:
@@ -47,6 +52,13 @@ class HttpConn:
         return self._writer
 
     async def close(self) -> None:
+        if self._writer is not None and self._ssl is not None:
+            # No TLS close_notify exchange: a peer that stopped answering (a partition that swallows
+            # bytes) would hold this close, and the sender with it, for the TLS shutdown timeout (30 s).
+            # HTTP framing already marks the end of every answer, so nothing is lost by cutting.
+            self._writer.transport.abort()
+            self._writer = None
+            self._reader = None
         if self._writer is not None:
             self._writer.close()
             try:

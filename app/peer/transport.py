@@ -9,6 +9,9 @@ Receiving (the peer ASGI app): `POST /raft/messages` steps each message into the
 `POST /raft/snapshot` loads the streamed database aside and then steps the snapshot message, so Raft
 decides whether to install it; `GET /raft/members` lets a joining member learn its id and the cluster's;
 the gateway paths only a leader answers (app/leader_forward.py) are served to other members.
+
+Over https peer URLs every request (messages, snapshots, members) is dialled with the peer client
+context (`ssl`, from app/tls.py), which presents this member's peer certificate.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import struct
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from ssl import SSLContext
 from typing import Any
 
 import msgpack
@@ -53,7 +57,7 @@ class PeerSender:
             self.transport.unreachable(self.peer_id)
 
     async def _run(self) -> None:
-        conn = HttpConn(self.url)
+        conn = HttpConn(self.url, self.transport.ssl)
         while True:
             batch = [await self.queue.get()]
             while len(batch) < BATCH_LIMIT and not self.queue.empty():
@@ -91,8 +95,10 @@ class PeerTransport:
         snapshot_done: Callable[[int, bool], None],
         dump_snapshot: Callable[[str], int],
         removed: Callable[[], None],
+        ssl: SSLContext | None = None,
     ) -> None:
         self.local_id = local_id
+        self.ssl = ssl
         self.removed = removed
         self.unreachable = unreachable
         self.snapshot_done = snapshot_done
@@ -138,7 +144,8 @@ class PeerTransport:
                     while chunk := f.read(256 * 1024):
                         yield chunk
 
-            async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=2.0)) as client:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=2.0),
+                                         verify=self.ssl or True) as client:
                 resp = await client.post(f"{url.rstrip('/')}/raft/snapshot", content=body())
             ok = resp.status_code == 204
         except (httpx.HTTPError, OSError) as exc:
@@ -239,11 +246,11 @@ async def _reply(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def fetch_members(peer_urls: list[str]) -> dict[str, Any] | None:
+async def fetch_members(peer_urls: list[str], ssl: SSLContext | None = None) -> dict[str, Any] | None:
     """Ask existing members who is in the cluster (a member joining with --initial-cluster-state existing)."""
     import httpx  # only a joining member needs it, once
 
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with httpx.AsyncClient(timeout=2.0, verify=ssl or True) as client:
         for url in peer_urls:
             try:
                 resp = await client.get(f"{url.rstrip('/')}/raft/members")

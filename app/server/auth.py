@@ -6,7 +6,8 @@ provider (`auth_tokens`) and the checks etcd makes on every request:
 - The token comes with the request: the gateway puts the raw `Authorization` header (or the
   WebSocket/SSE equivalent) in `request_token` for the duration of the call, as etcd reads it from
   the gRPC metadata. A header that names no live token is refused with "invalid auth token" even while
-  auth is disabled, as etcd does; no header means "no user".
+  auth is disabled, as etcd does; no header means "no user", unless the request came with a verified
+  client certificate under --client-cert-auth: then its CommonName (`request_cert_cn`) is the user.
 - Reads (range, read-only txn, watch creation) are checked when they are served, and answered with
   "revision of auth store is old" if the auth state moved while they ran.
 - Writes are proposed `Stamped` with the user and the auth revision they were authorised at; the
@@ -43,6 +44,9 @@ log = logging.getLogger("etcdpy.auth")
 
 # The raw Authorization value of the request being served (None: the request carried none).
 request_token: ContextVar[str | None] = ContextVar("etcdpy_request_token", default=None)
+# The CommonName of the request's verified client certificate: set only for requests on an https client
+# listener with --client-cert-auth (app/tls_scope.py puts it in the ASGI scope; the gateway sets this).
+request_cert_cn: ContextVar[str | None] = ContextVar("etcdpy_request_cert_cn", default=None)
 
 TOKEN_WAIT_S = 2.0  # how long a request waits for this member to apply its token's authenticate entry
 TOKEN_WAIT_MAX_AHEAD = 10_000  # a token index this far beyond the applied index is not waited for
@@ -83,6 +87,7 @@ class AuthService:
         self.store = AuthStore(mvcc)
         self.tokens: TokenProvider = new_token_provider(config.auth_token, float(config.auth_token_ttl))
         self.bcrypt_cost = config.bcrypt_cost
+        self.client_cert_auth = config.client_cert_auth
         self._propose = propose
         self._barrier = barrier
         # Called after every applied auth change (open watch streams re-check their watchers).
@@ -135,9 +140,16 @@ class AuthService:
     # ------------------------------------------------------------------ who is asking
 
     def info(self) -> AuthInfo | None:
-        """The caller, from the request's token; None without one. Raises "invalid auth token"."""
+        """The caller, from the request's token; None without one. Raises "invalid auth token".
+
+        Without a token and with --client-cert-auth, the verified client certificate's CommonName is the
+        user, at the current auth revision (etcd's AuthInfoFromCtx, then AuthInfoFromTLS); a token, even
+        an invalid one, always wins over the certificate."""
         header = request_token.get()
         if header is None:
+            cn = request_cert_cn.get()
+            if cn is not None and self.client_cert_auth:
+                return AuthInfo(cn, self.store.revision)
             return None
         found = self.tokens.info(strip_bearer(header))
         if found is None:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,8 +38,10 @@ HASHKV_PATH = "/v3/maintenance/hashkv"
 
 class CorruptionChecker:
     def __init__(self, config: Config, store: MVCCStore, membership: Membership, member_id: Callable[[], int],
-                 leader: Callable[[], int], propose: Callable[[Any], Awaitable[Any]]) -> None:
+                 leader: Callable[[], int], propose: Callable[[Any], Awaitable[Any]],
+                 peer_ssl: ssl.SSLContext | None = None) -> None:
         self.store = store
+        self.peer_ssl = peer_ssl  # for members' https peer URLs
         self.membership = membership
         self.member_id = member_id
         self.leader = leader  # the current leader's id, 0 without one
@@ -66,7 +69,7 @@ class CorruptionChecker:
             if member_id == me or url is None:
                 continue
             try:
-                answer = await forward(url, HASHKV_PATH, body)
+                answer = await forward(url, HASHKV_PATH, body, ssl=self.peer_ssl)
             except EtcdError as exc:
                 log.warning("no hashkv at revision %d from member %x: %s", rev, member_id, exc.message)
                 continue

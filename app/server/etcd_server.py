@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import signal
+import ssl
 import time
 from typing import Any
 
@@ -76,10 +77,13 @@ class DataDirError(Exception):
 
 class EtcdServer:
     def __init__(self, config: Config, *, joined: dict[str, Any] | None = None,
-                 wal_files: WalFiles = OS_FILES, wal_segment_bytes: int = SEGMENT_BYTES) -> None:
+                 wal_files: WalFiles = OS_FILES, wal_segment_bytes: int = SEGMENT_BYTES,
+                 peer_ssl: ssl.SSLContext | None = None) -> None:
         """Open the member's data; `joined` is the cluster as fetched from peers by a joining member;
-        `wal_files` is the disk under the WAL (tests substitute one that loses power or fails)."""
+        `wal_files` is the disk under the WAL (tests substitute one that loses power or fails);
+        `peer_ssl` dials other members' https peer URLs (app/tls.py; None: plain HTTP only)."""
         self.config = config
+        self.peer_ssl = peer_ssl
         self.member_dir = os.path.join(config.data_dir, "member")
         # The WAL first: a damaged log refuses the start (WalCorruptError) before the database is opened,
         # so every file is left as it was for inspection or restore.
@@ -98,7 +102,7 @@ class EtcdServer:
         self.quota = quota_bytes(config.quota_backend_bytes)  # 0: no quota (a negative flag)
         self.compaction_policy = make_policy(config.auto_compaction_mode, config.auto_compaction_retention)
         self.corruption = CorruptionChecker(config, self.store, self.membership, lambda: self.member_id,
-                                            lambda: self.node.leader, self.propose)
+                                            lambda: self.node.leader, self.propose, peer_ssl)
         self._background: list[asyncio.Task[None]] = []
         durable = max(self.wal.last_index, decode_snapshot_record(state.snapshot_data)[1])
         if self.store.applied_index > durable:
@@ -173,6 +177,7 @@ class EtcdServer:
             snapshot_done=self.node.report_snapshot,
             dump_snapshot=lambda path: db_snapshot.dump_to_file(self.store.db, path),
             removed=self._removed,
+            ssl=self.peer_ssl,
         )
         self._refresh_peers()
         self.node.start()

@@ -10,6 +10,10 @@ by polling with a deadline, never by sleeping a guessed time.
 Every process it starts is tracked by its pid and killed by `Cluster.close()` (tests reach it through
 the ``cluster_factory`` fixture, whose finalizer runs even when the test fails).
 
+With `tls=make_tls(...)` (tests/tls_certs.py) members serve https client and peer URLs with
+client-certificate auth on both, and `Cluster.http`/`Cluster.client()` present a client certificate;
+ETCDPY_CLUSTER_TLS=1 in the environment runs every cluster of the test run that way.
+
 The client side: `rpc()` posts one gateway call with a ``Grpc-Timeout`` and a slightly longer client
 timeout, and classifies failures as definite (`Failed`: the request cannot have taken effect) or
 indeterminate (`Unknown`: it may have, or may still), which is what a history checker needs.
@@ -32,6 +36,7 @@ import httpx
 
 from tests.cluster.netproxy import FaultNet, Mode
 from tests.servers import REPO_ROOT, free_port, log_tail
+from tests.tls_certs import TLSFiles, make_tls
 
 HEARTBEAT_MS = 50
 ELECTION_MS = 500
@@ -173,14 +178,16 @@ class Member:
     initial_cluster: str = ""
     state: str = "new"
     extra: list[str] = field(default_factory=list)
+    client_scheme: str = "http"
+    peer_scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.client_scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.proxy_port}"
+        return f"{self.peer_scheme}://127.0.0.1:{self.proxy_port}"
 
     @property
     def running(self) -> bool:
@@ -196,8 +203,12 @@ class Cluster:
 
     def __init__(self, root: Path, size: int = 3, *, seed: int = 0, heartbeat_ms: int = HEARTBEAT_MS,
                  election_ms: int = ELECTION_MS, snapshot_count: int | None = None,
-                 extra: Iterable[str] = (), token: str = "etcdpy-cluster-test") -> None:
+                 extra: Iterable[str] = (), token: str = "etcdpy-cluster-test",
+                 tls: TLSFiles | None = None) -> None:
         self.root = root
+        if tls is None and os.environ.get("ETCDPY_CLUSTER_TLS") == "1":
+            tls = make_tls(root / "tls")
+        self.tls = tls
         self.size = size
         self.seed = seed
         self.token = token
@@ -205,11 +216,11 @@ class Cluster:
         self.flags = ["--heartbeat-interval", str(heartbeat_ms), "--election-timeout", str(election_ms)]
         if snapshot_count is not None:
             self.flags += ["--snapshot-count", str(snapshot_count)]
-        self.flags += list(extra)
+        self.flags += list(extra) + (tls.flags() if tls is not None else [])
         self.members: dict[str, Member] = {}
         self._ports: set[int] = set()
         self.net = FaultNet(self._pids, seed=seed)
-        self.http = httpx.Client(timeout=5.0)
+        self.http = self.client(timeout=5.0)
         self._closed = False
         root.mkdir(parents=True, exist_ok=True)
 
@@ -222,6 +233,13 @@ class Cluster:
                 self._ports.add(port)
                 return port
 
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An HTTP client for the members' client URLs (with TLS: trusting the CA, presenting a client
+        certificate)."""
+        if self.tls is not None and self.tls.client_tls:
+            return self.tls.client("root", **kwargs)
+        return httpx.Client(**kwargs)
+
     def _pids(self) -> dict[str, int]:
         return {m.name: m.proc.pid for m in self.members.values() if m.proc is not None}
 
@@ -231,6 +249,9 @@ class Cluster:
         self._ports.add(proxy_port)
         member = Member(name, self._port(), peer_port, proxy_port, self.root / f"{name}.etcdpy",
                         self.root / f"{name}.log")
+        if self.tls is not None:
+            member.client_scheme = "https" if self.tls.client_tls else "http"
+            member.peer_scheme = "https" if self.tls.peer_tls else "http"
         self.members[name] = member
         return member
 
@@ -263,7 +284,7 @@ class Cluster:
             "--data-dir", str(m.data_dir),
             "--listen-client-urls", m.url,
             "--advertise-client-urls", m.url,
-            "--listen-peer-urls", f"http://127.0.0.1:{m.peer_port}",
+            "--listen-peer-urls", f"{m.peer_scheme}://127.0.0.1:{m.peer_port}",
             "--initial-advertise-peer-urls", m.peer_url,
             "--initial-cluster", m.initial_cluster,
             "--initial-cluster-state", m.state,

@@ -14,7 +14,6 @@ import os
 import random
 import time
 
-import httpx
 import pytest
 from websockets.sync.client import connect
 
@@ -375,6 +374,6 @@ def test_transfer_leadership_must_go_to_the_leader(cluster_factory: ClusterFacto
     rpc(cluster.http, cluster.url(leader), "/v3/maintenance/transfer-leadership",
         {"targetID": str(cluster.members[other].id)}, timeout=10.0)
     assert cluster.wait_leader() == other
-    with httpx.Client() as client:
+    with cluster.client() as client:
         put(client, cluster.url(leader), "moved", "yes")
         assert get(client, cluster.url(other), "moved") == "yes"

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
-
 from tests.cluster.harness import Cluster, Failed, RpcError, dump, put, wait_for
 
 
@@ -67,7 +65,7 @@ class Writer:
     def _run(self, t: int) -> None:
         rng = random.Random(f"{self.seed}/{t}")
         seq = 0
-        with httpx.Client() as client:
+        with self.cluster.client() as client:
             while not self._stop.is_set():
                 names = self.targets()
                 if not names:

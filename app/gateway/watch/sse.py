@@ -44,8 +44,9 @@ from starlette.types import Receive, Scope, Send
 from etcdpy.app.errors import EtcdError, to_etcd_error
 from etcdpy.app.gateway import learner_gate
 from etcdpy.app.gateway.watch.encode import event_json
-from etcdpy.app.server.auth import AuthInfo, AuthService, request_token
+from etcdpy.app.server.auth import AuthInfo, AuthService, request_cert_cn, request_token
 from etcdpy.app.server.watch_service import Session, WatchService
+from etcdpy.app.tls_scope import client_cert_cn
 from etcdpy.storage.errors import StorageError
 from etcdpy.storage.kv_range import GTE_RANGE_END
 from etcdpy.storage.kv_types import Event
@@ -331,11 +332,13 @@ def install(api: FastAPI, service: WatchService | None, cors_spec: str,
             raw_token = request_token_of(request, token)
             await auth.await_token(raw_token)
             reset = request_token.set(raw_token)
+            cn_reset = request_cert_cn.set(client_cert_cn(request.scope))
             try:
                 auth_info = auth.check_read(raw_key, end)
             except (EtcdError, StorageError) as exc:
                 return _refused(exc, cors_headers)
             finally:
+                request_cert_cn.reset(cn_reset)
                 request_token.reset(reset)
         stream = SSEStream(service, raw_key, end, start, prev_kv, "noput" in flags, "nodelete" in flags,
                            progress_interval, cors_headers)

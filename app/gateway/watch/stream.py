@@ -22,7 +22,7 @@ from etcdpy.app.gateway.codec import DecodeError
 from etcdpy.app.gateway.json_body import JsonSyntaxError
 from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader
 from etcdpy.app.gateway.watch.encode import Encoder, line, response
-from etcdpy.app.server.auth import AuthService, request_token
+from etcdpy.app.server.auth import AuthService, request_cert_cn, request_token
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.app.server.watch_service import Session, WatchService
 from etcdpy.storage.errors import StorageError
@@ -37,14 +37,16 @@ PERMISSION_DENIED_REASON = grpc_status_text(EtcdError("etcdserver: permission de
 
 class WatchSession(Session):
     def __init__(self, service: WatchService, encoder: Encoder, auth: AuthService | None = None,
-                 token: str | None = None) -> None:
-        """`auth` and `token` (the stream's raw Authorization value) gate watch creation; without
-        `auth` (tests of the hub alone) every watch is allowed."""
+                 token: str | None = None, cert_cn: str | None = None) -> None:
+        """`auth`, `token` (the stream's raw Authorization value) and `cert_cn` (its verified client
+        certificate's CN) gate watch creation; without `auth` (tests of the hub alone) every watch is
+        allowed."""
         self.service = service
         self.hub = service.hub
         self.encoder = encoder
         self.auth = auth
         self.token = token
+        self.cert_cn = cert_cn
         self.ready = asyncio.Event()
         self.stream = self.hub.open_stream(wakeup=self.ready.set)
         self.ending = False  # the server is shutting down
@@ -76,6 +78,7 @@ class WatchSession(Session):
             # text as the reason (a from-key watch is checked to the end of the keyspace: etcd 3.4
             # checked its first key only).
             reset = request_token.set(self.token)
+            cn_reset = request_cert_cn.set(self.cert_cn)
             try:
                 ai = self.auth.check_read(key, end)
             except (EtcdError, StorageError) as exc:
@@ -84,6 +87,7 @@ class WatchSession(Session):
                                                cancel_reason=reason)))
                 return
             finally:
+                request_cert_cn.reset(cn_reset)
                 request_token.reset(reset)
         err = ""
         if end and end != GTE_RANGE_END and key >= end:
@@ -153,7 +157,8 @@ def decode_watch_request(raw: bytes) -> dict[str, Any]:
 
 
 async def watch_stream(server: EtcdServer, scope: Scope, receive: Receive, send: Send) -> None:
-    session = WatchSession(server.watch_service, Encoder(server), server.auth, request_token.get())
+    session = WatchSession(server.watch_service, Encoder(server), server.auth, request_token.get(),
+                           request_cert_cn.get())
     reader = RequestReader(receive, 4 * server.config.max_request_bytes)
     writer = LineWriter(send)
     try:

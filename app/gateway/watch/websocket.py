@@ -18,6 +18,7 @@ from etcdpy.app.gateway.watch.encode import Encoder
 from etcdpy.app.gateway.watch.stream import WatchSession, decode_watch_request
 from etcdpy.app.server.auth import AuthService
 from etcdpy.app.server.watch_service import WatchService
+from etcdpy.app.tls_scope import client_cert_cn
 
 TOKEN_COOKIE = "token"
 
@@ -48,7 +49,7 @@ async def watch_websocket(websocket: WebSocket, service: WatchService, encoder: 
     if auth is not None:
         await auth.await_token(token)
     await websocket.accept(subprotocol=subprotocol)
-    session = WatchSession(service, encoder, auth, token)
+    session = WatchSession(service, encoder, auth, token, client_cert_cn(websocket.scope))
 
     async def write(data: bytes) -> None:
         await websocket.send_text(data.rstrip(b"\n").decode())
