@@ -1,4 +1,5 @@
-"""The `etcdpy` command: parse etcd's flags, open the member, serve its client URLs."""
+"""The `etcdpy` command: parse etcd's flags, set up logging, open the member, serve its client URLs,
+peer URLs and metrics URLs."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from etcdpy.app import logs
 from etcdpy.app.config import Config, ConfigError, parse_args
 from etcdpy.app.gateway.asgi import create_app
-from etcdpy.app.peer.transport import PeerApp, fetch_members
-from etcdpy.app.server.etcd_server import DataDirError, EtcdServer
+from etcdpy.app.gateway.health import MetricsApp, version_body
+from etcdpy.app.peer.transport import PeerApp, fetch_members, fetch_version
+from etcdpy.app.server.cluster_version import VersionError, check_can_join
+from etcdpy.app.server.etcd_server import VERSION, DataDirError, EtcdServer
 from etcdpy.storage.wal import WalCorruptError
 
 log = logging.getLogger("etcdpy")
@@ -43,7 +47,8 @@ def _uvicorn(app: Any, config: Config) -> uvicorn.Server:
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        log_level=config.log_level,
+        log_config=None,  # uvicorn's lines go through our handlers and format (--logger)
+        log_level=logs.LEVELS.get(config.log_level, logging.INFO),
         timeout_graceful_shutdown=2,
     ))
 
@@ -60,6 +65,9 @@ async def _join_info(config: Config) -> dict[str, Any] | None:
     while True:
         info = await fetch_members(others)
         if info is not None:
+            # etcd's isCompatibleWithCluster: never join a cluster running a version above ours.
+            check_can_join(config.experimental_advertise_version or VERSION,
+                           [(0, info.get("cluster_version", ""))], *info.get("downgrade", (False, "")))
             for member in info["members"]:
                 if sorted(member[2]) == mine:
                     return {"member_id": member[0], "cluster_id": info["cluster_id"]}
@@ -80,37 +88,52 @@ async def serve(config: Config) -> None:
             "cluster_id": server.cluster_id,
             "members": [[m.id, m.name, m.peer_urls, m.client_urls, m.is_learner]
                         for m in server.membership.sorted_members()],
+            "cluster_version": server.cluster_version.value,
+            "downgrade": _downgrade(server),
         },
         snapshot_dir=os.path.join(server.member_dir, "snap"),
         is_removed=lambda member: member in server.membership.removed,
         client_app=client_app,
+        version=lambda: version_body(server),
     )
+    server.fetch_version = fetch_version
     peer_server = _uvicorn(peer_app, config)
     client_sockets = [_bind(url) for url in config.listen_client_urls]
     peer_sockets = [_bind(url) for url in config.listen_peer_urls]
+    metrics_server = _uvicorn(MetricsApp(server), config)
+    metrics_sockets = [_bind(url) for url in config.listen_metrics_urls]
     server.start()
     # Streams (watch, SSE) end with a last word as soon as a shutdown begins, not when cut at its end.
     server.watch_service.watch_exit(lambda: client_server.should_exit)
     log.info("member %x serving clients on %s, peers on %s", server.member_id,
              ", ".join(config.listen_client_urls), ", ".join(config.listen_peer_urls))
     peers = asyncio.create_task(peer_server.serve(sockets=peer_sockets))
+    metrics = asyncio.create_task(metrics_server.serve(sockets=metrics_sockets)) if metrics_sockets else None
     try:
         await client_server.serve(sockets=client_sockets)
     finally:
         peer_server.should_exit = True
+        metrics_server.should_exit = True
         await peers
+        if metrics is not None:
+            await metrics
         await server.stop()
         server.close()
 
 
+def _downgrade(server: EtcdServer) -> tuple[bool, str]:
+    """The downgrade job as a joining member needs it (etcd 3.5; absent without a maintenance service)."""
+    job = getattr(server, "downgrade", None)
+    return (bool(getattr(job, "enabled", False)), str(getattr(job, "target", ""))) if job else (False, "")
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = parse_args(sys.argv[1:] if argv is None else argv)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(exc.exit_code)
+    logs.setup(config.logger, config.log_outputs, config.log_level, config.name)
     try:
         import uvloop
 
@@ -122,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
+    except VersionError as exc:
+        # etcd: a fatal line with the reason, exit status 1.
+        log.critical("%s", exc)
+        sys.exit(1)
     except DataDirError as exc:
         print(f"etcdpy: {exc}", file=sys.stderr)
         sys.exit(1)

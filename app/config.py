@@ -65,6 +65,13 @@ class Config:
     experimental_watch_progress_notify_interval: str = "10m"
     cors: str = "*"  # etcd's --cors: comma-separated allowed origins (used by the SSE watch endpoint)
     log_level: str = "info"
+    # Observability (etcd's flags): a separate listener for /metrics and /health, and the log format.
+    listen_metrics_urls: list[str] = field(default_factory=list)
+    logger: str = "capnslog"  # etcd 3.4's default; "zap" writes JSON lines
+    log_outputs: list[str] = field(default_factory=lambda: ["default"])
+    access_log: bool = False  # beyond etcd: one log line per gateway request
+    # Beyond etcd, for tests of mixed-version clusters: the server version this member announces.
+    experimental_advertise_version: str = ""
     config_file: str = ""
 
     def __post_init__(self) -> None:
@@ -116,6 +123,24 @@ class Config:
                               f"-experimental-watch-progress-notify-interval: {exc}") from None
         if self.max_txn_ops <= 0 or self.max_request_bytes <= 0:
             raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
+        self._validate_observability()
+
+    def _validate_observability(self) -> None:
+        for url in self.listen_metrics_urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"invalid URL {url!r}: expected http(s)://host:port")
+        if self.logger not in ("zap", "capnslog"):
+            raise ConfigError(f"unknown logger option {self.logger!r}")
+        plain = ("default", "stderr", "stdout")
+        if self.logger == "capnslog" and any(o not in plain for o in self.log_outputs):
+            # etcd: capnslog writes to stderr or stdout only; files need --logger zap.
+            raise ConfigError(f"unknown log-output {','.join(self.log_outputs)!r} (only supports 'default', "
+                              "'stderr', 'stdout')")
+        version = self.experimental_advertise_version
+        if version and not re.fullmatch(r"v?\d+\.\d+(\.\d+)?([-+].*)?", version):
+            raise ConfigError(f'invalid value "{version}" for flag -experimental-advertise-version: '
+                              "not a semantic version")
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -146,6 +171,7 @@ def parse_duration(text: str) -> float:
 
 _URL_LISTS = {
     "listen_client_urls", "advertise_client_urls", "listen_peer_urls", "initial_advertise_peer_urls",
+    "listen_metrics_urls", "log_outputs",
 }
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
@@ -163,6 +189,13 @@ def _convert(attr: str, raw: Any) -> Any:
         if isinstance(raw, list):
             return [str(u) for u in raw]
         return [u.strip() for u in str(raw).split(",") if u.strip()]
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw)
+        if text not in _GO_BOOLS:
+            raise ConfigError(f'invalid boolean value "{raw}" for -{_flag(attr)}: parse error')
+        return _GO_BOOLS[text]
     if kind == "int":
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
@@ -171,6 +204,11 @@ def _convert(attr: str, raw: Any) -> Any:
         except ValueError:
             raise ConfigError(f'invalid value "{raw}" for flag -{_flag(attr)}: parse error') from None
     return str(raw)
+
+
+# strconv.ParseBool, which Go's flag package uses for boolean flags.
+_GO_BOOLS = {v: True for v in ("1", "t", "T", "TRUE", "true", "True")} | {
+    v: False for v in ("0", "f", "F", "FALSE", "false", "False")}
 
 
 def parse_args(argv: list[str]) -> Config:
@@ -188,7 +226,9 @@ def parse_args(argv: list[str]) -> Config:
         name, has_value, value = stripped.partition("=")
         if name not in FLAGS:
             raise ConfigError(f"flag provided but not defined: -{name}")
-        if not has_value:
+        if not has_value and _FIELDS[name.replace("-", "_")].type == "bool":
+            value = "true"  # a bare boolean flag, as Go's flag package takes it
+        elif not has_value:
             if i >= len(argv):
                 raise ConfigError(f"flag needs an argument: -{name}")
             value = argv[i]

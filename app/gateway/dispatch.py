@@ -9,8 +9,10 @@ else falls through to the FastAPI app. Routing, method and CORS behaviour copy e
 from __future__ import annotations
 
 import asyncio
+import logging
 import posixpath
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,9 @@ from etcdpy.app.errors import (
 )
 from etcdpy.app.gateway import codec
 from etcdpy.app.gateway.codec import DecodeError
+from etcdpy.app.logs import event
 from etcdpy.app.server.etcd_server import EtcdServer
+from etcdpy.app.server.metrics import GRPC_CODES
 from etcdpy.storage.errors import StorageError
 
 CORS = [
@@ -113,6 +117,7 @@ def clean_path(path: str) -> str:
 
 
 DEADLINE = EtcdError("context deadline exceeded", DEADLINE_EXCEEDED)
+access_log = logging.getLogger("etcdpy.access")
 
 
 class Gateway:
@@ -125,6 +130,8 @@ class Gateway:
         # A JSON body can be ~4/3 of its proto size (base64); beyond twice the gRPC limit no request
         # can be valid, so stop reading there.
         self.body_limit = 2 * (server.config.max_request_bytes + GRPC_OVERHEAD) + 1024
+        self.stats = server.metrics.requests
+        self.access_log = server.config.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -152,16 +159,56 @@ class Gateway:
             elif scope["method"] != "POST":
                 await respond(send, 405, b"Method Not Allowed\n", _TEXT)
             else:
-                await stream(self.server, scope, receive, send)
+                await self._stream(stream, path, scope, receive, send)
             return
         if scope["method"] != "POST":
             await respond(send, 405, b"Method Not Allowed\n", _TEXT)
             return
+        # Per-RPC metrics: statistics bound to the path once, plain integer updates per request.
+        stats = self.stats.method(path)
+        stats.started += 1
+        start = time.perf_counter()
+        status, code = await self._unary(handler, scope, receive, send)
+        took = time.perf_counter() - start
+        stats.done(code, took)
+        if self.access_log:
+            self._log_access(scope, status, code, took)
+
+    async def _stream(self, stream: StreamHandler, path: str, scope: Scope, receive: Receive,
+                      send: Send) -> None:
+        stats = self.stats.method(path)
+        stats.started += 1
+        start = time.perf_counter()
+        code = 2  # Unknown, unless the stream ends normally
+        try:
+            await stream(self.server, scope, receive, send)
+            code = 0
+        except asyncio.CancelledError:
+            code = 1  # the client went away: gRPC's Canceled
+            raise
+        finally:
+            took = time.perf_counter() - start
+            stats.done(code, took)
+            if self.access_log:
+                self._log_access(scope, 200, code, took)
+
+    def _log_access(self, scope: Scope, status: int, code: int, took: float) -> None:
+        client = scope.get("client")
+        remote = f"{client[0]}:{client[1]}" if client else ""
+        event(access_log, logging.INFO, "request",
+              f'{remote} "{scope["method"]} {scope["path"]}" {status} {GRPC_CODES[code]} {took * 1e3:.3f}ms',
+              remote=remote, method=scope["method"], path=scope["path"], status=status,
+              grpc_code=GRPC_CODES[code], took=f"{took * 1e3:.3f}ms")
+
+    async def _unary(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> tuple[int, int]:
+        """Answer one unary RPC; returns the HTTP status and the gRPC code of the answer."""
         body = await read_body(receive, self.body_limit)
         if body is None:
             limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
-            await respond_error(send, grpc_message_too_large(self.body_limit, limit))
-            return
+            err = grpc_message_too_large(self.body_limit, limit)
+            await respond_error(send, err)
+            return err.http_status, err.code
+        self.stats.bytes_received += len(body)
         try:
             timeout = grpc_timeout(scope)
             if timeout is None:
@@ -172,12 +219,17 @@ class Gateway:
                 except TimeoutError:
                     raise DEADLINE from None
         except DecodeError as exc:
-            await respond_error(send, EtcdError(str(exc), INVALID_ARGUMENT))
-            return
+            err = EtcdError(str(exc), INVALID_ARGUMENT)
+            await respond_error(send, err)
+            return err.http_status, err.code
         except (EtcdError, StorageError) as exc:
-            await respond_error(send, to_etcd_error(exc))
-            return
-        await respond(send, 200, codec.dumps(payload), _JSON_OK)
+            err = to_etcd_error(exc)
+            await respond_error(send, err)
+            return err.http_status, err.code
+        data = codec.dumps(payload)
+        self.stats.bytes_sent += len(data)
+        await respond(send, 200, data, _JSON_OK)
+        return 200, 0
 
     async def _outside_v3(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         if path in ("/v3", "/v3beta"):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from etcdpy.app.server import commands
+from etcdpy.app.server.cluster_version import ClusterVersionSetRequest
 from etcdpy.app.server.membership import MemberUpdateRequest
 from etcdpy.storage import txn as txn_eval
 from etcdpy.storage.errors import LeaseNotFoundError
@@ -38,6 +39,10 @@ class Applier:
         # Membership updates belong to the server (they change its peers), not to MVCC.
         self.on_member_update = on_member_update
         self.compactions_scheduled = 0
+        # The cluster version is the server's (it may stop the member); set by the server.
+        self.on_cluster_version: Callable[[int, ClusterVersionSetRequest], None] = lambda index, cmd: None
+        self.leases_granted = 0  # etcd_debugging_lease_{granted,revoked}_total
+        self.leases_revoked = 0
 
     def apply(self, index: int, data: bytes) -> tuple[int, Any]:
         """Apply one entry; returns (request id, result or the exception the request failed with)."""
@@ -65,6 +70,9 @@ class Applier:
             return self._execute_lease(index, cmd)
         if isinstance(cmd, MemberUpdateRequest):
             return self.on_member_update(index, cmd)
+        if isinstance(cmd, ClusterVersionSetRequest):
+            self.on_cluster_version(index, cmd)
+            return None
         txn = WriteTxn(store, index)
         if isinstance(cmd, PutRequest):
             if cmd.lease and not store.lease_exists(cmd.lease):
@@ -84,11 +92,14 @@ class Applier:
     def _execute_lease(self, index: int,
                        cmd: LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest) -> Any:
         if isinstance(cmd, LeaseGrantRequest):
-            return self.lessor.apply_grant(index, cmd.ID, cmd.TTL)
+            lease = self.lessor.apply_grant(index, cmd.ID, cmd.TTL)
+            self.leases_granted += 1
+            return lease
         if isinstance(cmd, LeaseCheckpointRequest):
             self.lessor.apply_checkpoint(index, cmd.checkpoints)
             return None
         events = self.lessor.apply_revoke(index, cmd.ID)
+        self.leases_revoked += 1
         if events:
             self.on_events(events, self.store.current_revision)
         return self.store.current_revision
