@@ -27,7 +27,7 @@ from typing import Any
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
 from etcdpy.app.peer import peer_metrics
 from etcdpy.storage.wal_files import WalFiles
@@ -35,7 +35,9 @@ from etcdpy.storage.wal_files import WalFiles
 # etcd exposes no `_created` series; neither should we.
 prometheus_client.disable_created_metrics()
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST  # "text/plain; version=0.0.4; charset=utf-8", as etcd's promhttp
+# etcd's promhttp answer. prometheus-client >= 0.22 names its (unchanged) text format 1.0.0; scrapers
+# written for etcd expect the 0.0.4 the format has always been called.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def exponential_buckets(start: float, factor: float, count: int) -> list[float]:
