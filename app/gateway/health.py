@@ -73,8 +73,10 @@ def _query(request: Request) -> tuple[bool, frozenset[str]]:
     return serializable, exclude
 
 
-def health_response(health: Health, *, with_reason: bool) -> Response:
-    """etcd's health answer: 200 with the JSON, or Go's http.Error (503, a newline, nosniff)."""
+def health_response(health: Health, *, with_reason: bool, cors: bool = True) -> Response:
+    """etcd's health answer: 200 with the JSON, or Go's http.Error (503, a newline, nosniff). The
+    metrics listener answers without the client listener's CORS headers, as etcd's does."""
+    headers = _CORS_HEADERS if cors else {}
     if health.healthy:
         HEALTH.success += 1
     else:
@@ -84,9 +86,9 @@ def health_response(health: Health, *, with_reason: bool) -> Response:
         body["reason"] = health.reason
     text = orjson.dumps(body)
     if health.healthy:
-        return Response(text, media_type="text/plain; charset=utf-8", headers=_CORS_HEADERS)
+        return Response(text, media_type="text/plain; charset=utf-8", headers=headers)
     return Response(text + b"\n", status_code=503, media_type="text/plain; charset=utf-8",
-                    headers={**_CORS_HEADERS, "X-Content-Type-Options": "nosniff"})
+                    headers={**headers, "X-Content-Type-Options": "nosniff"})
 
 
 def version_body(server: Any) -> dict[str, str]:
@@ -204,7 +206,7 @@ class MetricsApp:
             request = Request(scope, receive)
             serializable, exclude = _query(request)
             resp = health_response(await check(self.server, serializable=serializable, exclude=exclude),
-                                   with_reason=False)
+                                   with_reason=False, cors=False)
             await resp(scope, receive, send)
         else:
             await respond(send, 404, b"404 page not found\n", [

@@ -31,8 +31,8 @@ log = logging.getLogger("etcdpy.server")
 META_CLUSTER_VERSION = b"cluster_version"
 MIN_CLUSTER_VERSION = "3.0.0"  # etcd's version.MinClusterVersion: what an undecidable cluster starts at
 MONITOR_INTERVAL_S = 4.0  # etcd: rafthttp.ConnWriteTimeout - 1 s
-UNDECIDED_INTERVAL_S = 0.5  # until the first decision, look again soon (start-up should not wait 4 s)
-FIRST_DECISION_TRIES = 6  # members still unreachable after these looks are left out, as etcd does
+UNDECIDED_INTERVAL_S = 0.1  # until the first decision, look again soon (start-up should not wait 4 s)
+FIRST_DECISION_TRIES = 30  # members still unreachable after these looks are left out, as etcd does
 
 _SEMVER = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?")
 
@@ -149,11 +149,18 @@ async def monitor_versions(
     member_versions: Callable[[], Awaitable[dict[int, str | None]]],
     current: Callable[[], str],
     propose: Callable[[ClusterVersionSetRequest], Awaitable[Any]],
+    wake: asyncio.Event,
 ) -> None:
-    """The leader's loop: decide the cluster version from the members' and propose it when it rises."""
+    """The leader's loop: decide the cluster version from the members' and propose it when it rises.
+    `wake` is set when this member becomes leader (etcd's forceVersionC): a new leader decides at once,
+    so a fresh cluster answers /version with its version right after it has a leader."""
     tries = 0
     while True:
-        await asyncio.sleep(UNDECIDED_INTERVAL_S if not current() else MONITOR_INTERVAL_S)
+        try:
+            await asyncio.wait_for(wake.wait(), UNDECIDED_INTERVAL_S if not current() else MONITOR_INTERVAL_S)
+        except TimeoutError:
+            pass
+        wake.clear()
         if not is_leader():
             continue
         versions = await member_versions()

@@ -132,6 +132,7 @@ class EtcdServer:
         self._exiting = False
         self._leader_changes = 0
         self._version_monitor: asyncio.Task[None] | None = None
+        self._version_wake = asyncio.Event()
         # Asks a member's peer URL for its version (set by whoever owns the peer HTTP client).
         self.fetch_version: Any = None
 
@@ -184,7 +185,7 @@ class EtcdServer:
         if self._version_monitor is None:
             self._version_monitor = asyncio.get_running_loop().create_task(monitor_versions(
                 lambda: self.node.is_leader, self._member_versions, lambda: self.cluster_version.value,
-                self.propose))
+                self.propose, self._version_wake))
 
     resume_background_work = start
 
@@ -260,6 +261,8 @@ class EtcdServer:
         # A read index from the old leader may never come: etcd fails waiting reads at once.
         self.node.fail_reads(server_error(errors.LEADER_CHANGED))
         self.leases.lead(leader == self.member_id)
+        if leader == self.member_id:
+            self._version_wake.set()
 
     def _on_dropped(self, batch: list[bytes]) -> None:
         PROPOSALS_FAILED.inc(len(batch))
