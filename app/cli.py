@@ -1,5 +1,5 @@
-"""The `etcdpy` command: parse etcd's flags, open the member, serve its client URLs (and dispatch
-`etcdpy snapshot …` to `snapshot_cli.py`).
+"""The `etcdpy` command: parse etcd's flags, set up logging, open the member, serve its client URLs,
+peer URLs and metrics URLs (and dispatch `etcdpy snapshot …` to `snapshot_cli.py`).
 
 Every failure an operator can cause ends with one line on stderr and etcd's exit status: flag errors
 as Go's flag package prints them, start-up failures as `etcdpy: <etcd's message>` (app/startup.py).
@@ -10,6 +10,7 @@ plain one, so TLS costs the plain path nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -20,10 +21,13 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from etcdpy.app import usage
+from etcdpy.app import logs, usage
 from etcdpy.app.config import Config, ConfigError, HelpRequested, VersionRequested, parse_args
 from etcdpy.app.gateway.asgi import create_app
-from etcdpy.app.peer.transport import PeerApp, fetch_members
+from etcdpy.app.gateway.health import MetricsApp, version_body
+from etcdpy.app.peer.transport import PeerApp, fetch_members, fetch_version
+from etcdpy.app.server.cluster_version import VersionError, check_can_join
+from etcdpy.app.server.etcd_server import VERSION, EtcdServer
 from etcdpy.app.startup import StartupError, bind_all, check_data_dir_listable, open_server, touch_data_dir
 from etcdpy.app.tls import prepare as prepare_tls
 from etcdpy.app.tls_scope import expose_client_certs
@@ -43,7 +47,8 @@ def _uvicorn(app: Any, config: Config, tls: ssl.SSLContext | None = None,
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        log_level=config.python_log_level,
+        log_config=None,  # uvicorn's lines go through our handlers and format (--logger)
+        log_level=logs.LEVELS.get(config.log_level, logging.INFO),
         timeout_graceful_shutdown=2,
     )
     if tls is not None:
@@ -76,6 +81,9 @@ async def _join_info(config: Config, peer_ssl: ssl.SSLContext | None) -> dict[st
     while True:
         info = await fetch_members(others, peer_ssl)
         if info is not None:
+            # etcd's isCompatibleWithCluster: never join a cluster running a version above ours.
+            check_can_join(config.experimental_advertise_version or VERSION,
+                           [(0, info.get("cluster_version", ""))], *info.get("downgrade", (False, "")))
             for member in info["members"]:
                 if sorted(member[2]) == mine:
                     return {"member_id": member[0], "cluster_id": info["cluster_id"]}
@@ -94,6 +102,7 @@ async def serve(config: Config) -> None:
     try:
         peer_groups = _by_scheme(config.listen_peer_urls, bound)
         client_groups = _by_scheme(config.listen_client_urls, bound)
+        metrics_sockets = bind_all(config.listen_metrics_urls, bound)
         touch_data_dir(config.data_dir)
         server = await open_server(config, await _join_info(config, tls.peer_client), tls.peer_client)
     except BaseException:
@@ -108,16 +117,22 @@ async def serve(config: Config) -> None:
             "cluster_id": server.cluster_id,
             "members": [[m.id, m.name, m.peer_urls, m.client_urls, m.is_learner]
                         for m in server.membership.sorted_members()],
+            "cluster_version": server.cluster_version.value,
+            "downgrade": _downgrade(server),
         },
         snapshot_dir=os.path.join(server.member_dir, "snap"),
         is_removed=lambda member: member in server.membership.removed,
         client_app=client_app,
+        version=lambda: version_body(server),
     )
+    server.fetch_version = functools.partial(fetch_version, ssl=tls.peer_client)
     # The first client server runs in the foreground; the others stop when it does.
     clients = [(_uvicorn(client_app, config, tls.client if https else None, tls.client_cert_auth), socks)
                for https, socks in client_groups.items()]
     others = [(_uvicorn(peer_app, config, tls.peer if https else None), socks)
               for https, socks in peer_groups.items()] + clients[1:]
+    if metrics_sockets:
+        others.append((_uvicorn(MetricsApp(server), config), metrics_sockets))
     client_server, client_sockets = clients[0]
     server.start()
     # Streams (watch, SSE) end with a last word as soon as a shutdown begins, not when cut at its end.
@@ -134,6 +149,11 @@ async def serve(config: Config) -> None:
             await task
         await server.stop()
         server.close()
+
+
+def _downgrade(server: EtcdServer) -> tuple[bool, str]:
+    """The downgrade job as a joining member needs it (etcd 3.5)."""
+    return server.downgrade.enabled, server.downgrade.target
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(exc.exit_code)
-    logging.getLogger().setLevel(config.python_log_level)
+    logs.setup(config.logger, config.log_outputs, config.log_level, config.name)
     try:
         import uvloop
 
@@ -170,6 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(exc.exit_code)
+    except VersionError as exc:
+        # etcd: a fatal line with the reason, exit status 1.
+        log.critical("%s", exc)
+        sys.exit(1)
     except StartupError as exc:
         print(f"etcdpy: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

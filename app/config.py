@@ -102,6 +102,13 @@ class Config:
     bcrypt_cost: int = 10
     cors: str = "*"  # etcd's --cors: comma-separated allowed origins (used by the SSE watch endpoint)
     log_level: str = "info"
+    # Observability (etcd's flags): a separate listener for /metrics and /health, and the log format.
+    listen_metrics_urls: list[str] = field(default_factory=list)
+    logger: str = "capnslog"  # etcd 3.4's default; "zap" writes JSON lines
+    log_outputs: list[str] = field(default_factory=lambda: ["default"])
+    access_log: bool = False  # beyond etcd: one log line per gateway request
+    # Beyond etcd, for tests of mixed-version clusters: the server version this member announces.
+    experimental_advertise_version: str = ""
     config_file: str = ""
 
     def __post_init__(self) -> None:
@@ -187,6 +194,24 @@ class Config:
             raise ConfigError(f"invalid bcrypt-cost: {self.bcrypt_cost} (must be between 4 and 31)")
         if self.max_txn_ops <= 0 or self.max_request_bytes <= 0:
             raise ConfigError("--max-txn-ops and --max-request-bytes must be positive")
+        self._validate_observability()
+
+    def _validate_observability(self) -> None:
+        for url in self.listen_metrics_urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"invalid URL {url!r}: expected http(s)://host:port")
+        if self.logger not in ("zap", "capnslog"):
+            raise ConfigError(f"unknown logger option {self.logger!r}")
+        plain = ("default", "stderr", "stdout")
+        if self.logger == "capnslog" and any(o not in plain for o in self.log_outputs):
+            # etcd: capnslog writes to stderr or stdout only; files need --logger zap.
+            raise ConfigError(f"unknown log-output {','.join(self.log_outputs)!r} (only supports 'default', "
+                              "'stderr', 'stdout')")
+        version = self.experimental_advertise_version
+        if version and not re.fullmatch(r"v?\d+\.\d+(\.\d+)?([-+].*)?", version):
+            raise ConfigError(f'invalid value "{version}" for flag -experimental-advertise-version: '
+                              "not a semantic version")
 
 
 def parse_compaction_retention(mode: str, text: str) -> float:
@@ -230,6 +255,7 @@ def parse_duration(text: str) -> float:
 
 _URL_LISTS = {
     "listen_client_urls", "advertise_client_urls", "listen_peer_urls", "initial_advertise_peer_urls",
+    "listen_metrics_urls", "log_outputs",
 }
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # etcd's YAML config file holds the TLS settings only in these two sections (embed.securityConfig); the

@@ -86,7 +86,14 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
                         "Valid values are between 4 and 31."),
     ]),
     ("Logging", [
+        ("logger", "Specify 'zap' for structured logging or 'capnslog'."),
+        ("log-outputs", "Specify 'stdout' or 'stderr' to skip journald logging even when running under "
+                        "systemd, or list of comma separated output targets."),
         ("log-level", "Configures log level. Only supports debug, info, warn, error, panic, or fatal."),
+        ("access-log", "Log every client request (etcdpy; off by default)."),
+    ]),
+    ("Profiling and Monitoring", [
+        ("listen-metrics-urls", "List of URLs to listen on for the metrics and health endpoints."),
     ]),
     ("Experimental feature", [
         ("experimental-watch-progress-notify-interval",
@@ -94,6 +101,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("experimental-initial-corrupt-check",
          "Enable to check data corruption before serving any client/peer traffic."),
         ("experimental-corrupt-check-time", "Duration of time between cluster corruption check passes."),
+        ("experimental-advertise-version", "The server version this member announces (etcdpy, for tests of "
+                                           "the cluster version rules)."),
     ]),
 ]
 

@@ -26,6 +26,7 @@ from etcdpy.app.gateway.schema import MESSAGES, RPCS, lower_camel
 from etcdpy.app.gateway.watch import sse as watch_sse
 from etcdpy.app.server.applier import Applier, ApplyFailed
 from etcdpy.app.server.auth import AuthService
+from etcdpy.app.server.metrics import RequestStats
 from etcdpy.storage import txn as txn_eval
 from etcdpy.storage.errors import CompactedError, TooManyOpsError
 from etcdpy.storage.kv_types import Compare, CompareTarget, PutRequest, RangeRequest, TxnRequest
@@ -208,8 +209,8 @@ def test_txn_range_revision_below_the_first_is_compacted(store: MVCCStore) -> No
 
 def _gateway(max_request_bytes: int = 1536 * 1024, rpcs: dict[str, dispatch.Handler] | None = None,
              streams: dict[str, dispatch.StreamHandler] | None = None) -> dispatch.Gateway:
-    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=max_request_bytes),
-                             is_learner=lambda: False)
+    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=max_request_bytes, access_log=False),
+                             is_learner=lambda: False, metrics=SimpleNamespace(requests=RequestStats()))
     served = gateway_routes()
     routes = dispatch.Routes({**served.rpcs, **(rpcs or {})}, {**served.streams, **(streams or {})},
                              served.own_preflight)

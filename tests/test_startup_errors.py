@@ -131,8 +131,9 @@ def test_data_dir_locked_by_another_process_is_waited_for(tmp_path: Path) -> Non
     threading.Thread(target=_lines, args=(second.stderr, lines), daemon=True).start()
     try:
         line = lines.get(timeout=LOCK_WAIT_S)
+        # capnslog's format, as etcd 3.4 logs by default: `<time> W | etcdmain: <message>`.
         assert line.rstrip().endswith(
-            f'WARNING etcdpy: another etcdpy process is using "{first.data_dir}/member/db" and holds the '
+            f' W | etcdmain: another etcdpy process is using "{first.data_dir}/member/db" and holds the '
             "file lock; waiting for it to exit before starting...")
         assert second.poll() is None  # waiting, not exited
         with httpx.Client(timeout=2.0) as client:

@@ -1,18 +1,24 @@
 """Builds the ASGI application: the lean v3 gateway, with its one route table, in front of a FastAPI app
-for everything else (health, version, the watch WebSocket and SSE, the OpenAPI document)."""
+for everything else (health, version, metrics, the watch WebSocket and SSE, the OpenAPI document and its
+offline Swagger UI)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from etcdpy.app.gateway import (
     auth,
     cluster,
     election,
     election_sse,
+    grpc_names,
+    health,
     kv,
     learner_gate,
     lease,
@@ -20,15 +26,15 @@ from etcdpy.app.gateway import (
     maintenance,
     ui,
 )
-from etcdpy.app.gateway.dispatch import CORS, Gateway, Routes
+from etcdpy.app.gateway.dispatch import Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
 from etcdpy.app.gateway.watch.encode import Encoder
 from etcdpy.app.gateway.watch.stream import watch_stream
 from etcdpy.app.gateway.watch.websocket import watch_websocket
-from etcdpy.app.server.etcd_server import CLUSTER_VERSION, VERSION, EtcdServer
+from etcdpy.app.server.etcd_server import VERSION, EtcdServer
 
-_CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
+DOCS_ASSETS = "/docs/static"  # Swagger UI's files, served from the installed swagger-ui-bundle package
 
 
 def gateway_routes() -> Routes:
@@ -43,7 +49,9 @@ def gateway_routes() -> Routes:
 
 
 def create_app(server: EtcdServer) -> Gateway:
-    return Gateway(server, create_api(server), gateway_routes())
+    routes = gateway_routes()
+    server.metrics.requests.configure(grpc_names.names, [*routes.rpcs, *routes.streams])
+    return Gateway(server, create_api(server), routes)
 
 
 def create_api(server: EtcdServer | None) -> FastAPI:
@@ -52,23 +60,20 @@ def create_api(server: EtcdServer | None) -> FastAPI:
         title="etcdpy",
         version=VERSION,
         description="etcd's v3 JSON gateway, served by etcdpy.",
-        docs_url="/docs",
+        docs_url=None,  # served below from local assets: /docs must work without the Internet
         redoc_url=None,
     )
+    health.install(api, server)
 
-    @api.get("/health", response_class=PlainTextResponse, summary="Member health as etcd reports it")
-    async def health() -> PlainTextResponse:
-        # etcd reports a member healthy only while the cluster has a leader and no alarm is active.
-        healthy = server is not None and server.node.leader != 0 and not server.alarms.active
-        if healthy:
-            return PlainTextResponse('{"health":"true"}', headers=_CORS_HEADERS)
-        # etcd answers an unhealthy member with Go's http.Error: a trailing newline and nosniff.
-        return PlainTextResponse('{"health":"false"}\n', status_code=503,
-                                 headers={**_CORS_HEADERS, "X-Content-Type-Options": "nosniff"})
+    @api.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=api.openapi_url or "/openapi.json", title=f"{api.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
 
-    @api.get("/version", summary="Server and cluster versions")
-    async def version() -> JSONResponse:
-        return JSONResponse({"etcdserver": VERSION, "etcdcluster": CLUSTER_VERSION}, headers=_CORS_HEADERS)
+    api.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

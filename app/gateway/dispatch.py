@@ -9,8 +9,10 @@ else falls through to the FastAPI app. Routing, method and CORS behaviour copy e
 from __future__ import annotations
 
 import asyncio
+import logging
 import posixpath
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +30,10 @@ from etcdpy.app.errors import (
 )
 from etcdpy.app.gateway import codec, learner_gate
 from etcdpy.app.gateway.codec import DecodeError
+from etcdpy.app.logs import event
 from etcdpy.app.server.auth import request_cert_cn, request_token
 from etcdpy.app.server.etcd_server import EtcdServer
+from etcdpy.app.server.metrics import GRPC_CODES
 from etcdpy.app.tls_scope import client_cert_cn
 from etcdpy.storage.errors import StorageError
 
@@ -125,6 +129,7 @@ def clean_path(path: str) -> str:
 
 
 DEADLINE = EtcdError("context deadline exceeded", DEADLINE_EXCEEDED)
+access_log = logging.getLogger("etcdpy.access")
 
 
 class Gateway:
@@ -138,6 +143,8 @@ class Gateway:
         # over the gRPC limit (unknown fields and whitespace do not count). Read that far and more
         # (a body can be mostly padding), but not without bound: past this, report the limit itself.
         self.body_limit = max(BODY_READ_CAP, 16 * (server.config.max_request_bytes + GRPC_OVERHEAD))
+        self.stats = server.metrics.requests
+        self.access_log = server.config.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -189,15 +196,27 @@ class Gateway:
         if scope["method"] != "POST":
             await respond(send, 405, b"Method Not Allowed\n", _TEXT)
             return
+        # Per-RPC metrics: statistics bound to the path once, plain integer updates per request.
+        stats = self.stats.method(path)
+        stats.started += 1
+        start = time.perf_counter()
+        status, code = await self._unary(handler, path, scope, receive, send)
+        took = time.perf_counter() - start
+        stats.done(code, took)
+        if self.access_log:
+            self._log_access(scope, status, code, took)
+
+    async def _unary(self, handler: Handler, path: str, scope: Scope, receive: Receive,
+                     send: Send) -> tuple[int, int]:
+        """Answer one unary RPC; returns the HTTP status and the gRPC code of the answer."""
         body = await read_body(receive, self.body_limit)
         if body is None:
             limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
-            await respond_error(send, grpc_message_too_large(self.body_limit, limit))
-            return
+            return await self._fail(send, grpc_message_too_large(self.body_limit, limit))
+        self.stats.bytes_received += len(body)
         grpc_limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
         if learner_gate.refuses(self.server, path, body, grpc_limit):  # after decoding, as etcd
-            await respond_error(send, learner_gate.NOT_SUPPORTED_FOR_LEARNER)
-            return
+            return await self._fail(send, learner_gate.NOT_SUPPORTED_FOR_LEARNER)
         try:
             timeout = grpc_timeout(scope)
             if timeout is None:
@@ -207,22 +226,30 @@ class Gateway:
                     payload = await asyncio.wait_for(handler(self.server, body), timeout)
                 except TimeoutError:
                     raise DEADLINE from None
-            answer = codec.dumps(payload)
+            data = codec.dumps(payload)
         except DecodeError as exc:
-            await respond_error(send, EtcdError(str(exc), INVALID_ARGUMENT))
-            return
+            return await self._fail(send, EtcdError(str(exc), INVALID_ARGUMENT))
         except (EtcdError, StorageError) as exc:
-            await respond_error(send, to_etcd_error(exc))
-            return
+            return await self._fail(send, to_etcd_error(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must still get an answer in etcd's shape
-            await respond_error(send, internal_error(exc, path))
-            return
-        await respond(send, 200, answer, _JSON_OK)
+            return await self._fail(send, internal_error(exc, path))
+        self.stats.bytes_sent += len(data)
+        await respond(send, 200, data, _JSON_OK)
+        return 200, 0
+
+    @staticmethod
+    async def _fail(send: Send, err: EtcdError) -> tuple[int, int]:
+        await respond_error(send, err)
+        return err.http_status, err.code
 
     async def _stream(self, stream: StreamHandler, path: str, scope: Scope, receive: Receive,
                       send: Send) -> None:
         """Run a streaming RPC; an exception it did not expect still gets etcd's error shape if no
         answer has started (after that, the stream just ends)."""
+        stats = self.stats.method(path)
+        stats.started += 1
+        start = time.perf_counter()
+        code = 2  # Unknown, unless the stream ends normally
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -232,10 +259,27 @@ class Gateway:
 
         try:
             await stream(self.server, scope, receive, tracking_send)
+            code = 0
+        except asyncio.CancelledError:
+            code = 1  # the client went away: gRPC's Canceled
+            raise
         except Exception as exc:  # noqa: BLE001 - see the docstring
             err = internal_error(exc, path)
             if not started:
                 await respond_error(send, err)
+        finally:
+            took = time.perf_counter() - start
+            stats.done(code, took)
+            if self.access_log:
+                self._log_access(scope, 200, code, took)
+
+    def _log_access(self, scope: Scope, status: int, code: int, took: float) -> None:
+        client = scope.get("client")
+        remote = f"{client[0]}:{client[1]}" if client else ""
+        event(access_log, logging.INFO, "request",
+              f'{remote} "{scope["method"]} {scope["path"]}" {status} {GRPC_CODES[code]} {took * 1e3:.3f}ms',
+              remote=remote, method=scope["method"], path=scope["path"], status=status,
+              grpc_code=GRPC_CODES[code], took=f"{took * 1e3:.3f}ms")
 
     async def _outside_v3(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         if path in ("/v3", "/v3beta"):

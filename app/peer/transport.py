@@ -17,10 +17,12 @@ context (`ssl`, from app/tls.py), which presents this member's peer certificate.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import struct
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable
 from ssl import SSLContext
 from typing import Any
@@ -28,6 +30,8 @@ from typing import Any
 import msgpack
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from etcdpy.app.logs import event
+from etcdpy.app.peer import peer_metrics
 from etcdpy.app.peer.forward import FORWARDED
 from etcdpy.app.peer.http_client import HttpConn, HttpError
 from etcdpy.app.peer.wire import decode_messages, encode_messages
@@ -49,6 +53,10 @@ class PeerSender:
         self.queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_LIMIT)
         self.task = asyncio.get_running_loop().create_task(self._run())
         self.healthy = True
+        label = peer_metrics.peer_label(peer_id)
+        self._sent_bytes = peer_metrics.SENT_BYTES.labels(label)  # bound once: no label lookup per batch
+        self._failures = peer_metrics.SENT_FAILURES.labels(label)
+        self._rtt = peer_metrics.ROUND_TRIP.labels(label)
 
     def send(self, msg: Message) -> None:
         try:
@@ -64,6 +72,7 @@ class PeerSender:
                 batch.append(self.queue.get_nowait())
             try:
                 body = encode_messages(batch)
+                start = time.perf_counter()
                 status, _ = await asyncio.wait_for(
                     conn.post("/raft/messages", body, "application/x-msgpack"), SEND_TIMEOUT)
                 if status == 410:
@@ -72,11 +81,21 @@ class PeerSender:
                     return
                 if status != 204:
                     raise HttpError(f"peer answered {status}")
+                self._rtt.observe(time.perf_counter() - start)
+                self._sent_bytes.inc(len(body))
+                if not self.healthy:
+                    event(log, logging.INFO, "peer became active", f"peer {self.peer_id:x} became active",
+                          peer_id=f"{self.peer_id:x}")
                 self.healthy = True
             except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                 await conn.close()
+                self._failures.inc()
                 if self.healthy:
-                    log.warning("peer %x at %s unreachable: %s", self.peer_id, self.url, exc)
+                    # etcd's rafthttp peerStatus.deactivate, for a failed write on the message pipeline.
+                    reason = f"failed to write {self.peer_id:x} on pipeline ({exc or type(exc).__name__})"
+                    event(log, logging.WARNING, "peer became inactive (message send to peer failed)",
+                          f"{reason}; peer {self.peer_id:x} became inactive (message send to peer failed)",
+                          peer_id=f"{self.peer_id:x}", error=reason)
                 self.healthy = False
                 self.transport.unreachable(self.peer_id)
                 # Back off a little so a dead peer does not turn into a busy loop; messages queued
@@ -170,7 +189,9 @@ class PeerApp:
         snapshot_dir: str,
         is_removed: Callable[[int], bool],
         client_app: ASGIApp,
+        version: Callable[[], dict[str, str]] | None = None,
     ) -> None:
+        self.version = version  # GET /version: what the leader asks to decide the cluster version
         self.step = step
         self.is_removed = is_removed
         self.client_app = client_app
@@ -185,6 +206,8 @@ class PeerApp:
         if path == "/raft/messages" and method == "POST":
             body = await _read_all(receive)
             messages = decode_messages(body)
+            if messages:
+                peer_metrics.RECEIVED_BYTES.labels(peer_metrics.peer_label(messages[0].frm)).inc(len(body))
             if any(self.is_removed(msg.frm) for msg in messages):
                 await _reply(send, 410, b"the member has been permanently removed from the cluster\n")
                 return
@@ -195,6 +218,12 @@ class PeerApp:
             await self._snapshot(receive, send)
         elif path == "/raft/members" and method == "GET":
             await _reply(send, 200, msgpack.packb(self.members()))
+        elif path == "/version" and method == "GET" and self.version is not None:
+            body = json.dumps(self.version(), separators=(",", ":")).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
         elif path in FORWARDED:
             await self.client_app(scope, receive, send)  # another member asks the leader (leader_forward)
         else:
@@ -244,6 +273,21 @@ async def _reply(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def fetch_version(peer_url: str, timeout: float = 2.0, ssl: SSLContext | None = None) -> str | None:
+    """A member's server version from its peer URL (etcd's getVersion), None when it does not answer."""
+    import httpx  # only the leader asks, every few seconds
+
+    try:
+        async with httpx.AsyncClient(timeout=timeout, verify=ssl if ssl is not None else True) as client:
+            resp = await client.get(f"{peer_url.rstrip('/')}/version")
+        if resp.status_code != 200:
+            return None
+        version = resp.json().get("etcdserver")
+        return version if isinstance(version, str) else None
+    except (httpx.HTTPError, ValueError):
+        return None
 
 
 async def fetch_members(peer_urls: list[str], ssl: SSLContext | None = None) -> dict[str, Any] | None:

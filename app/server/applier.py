@@ -15,6 +15,7 @@ from etcdpy.app.errors import EtcdError
 from etcdpy.app.server import commands
 from etcdpy.app.server.alarms import AlarmRequest, AlarmStore, refusal
 from etcdpy.app.server.auth import AuthService, check_command
+from etcdpy.app.server.cluster_version import ClusterVersionSetRequest
 from etcdpy.app.server.commands import AuthRequest, Stamped
 from etcdpy.app.server.downgrade import DowngradeInfoSetRequest, DowngradeState
 from etcdpy.app.server.membership import MemberUpdateRequest
@@ -48,7 +49,8 @@ class ApplyFailed(Exception):
 class Applier:
     def __init__(self, store: MVCCStore, lessor: Lessor, on_events: EventSink,
                  on_member_update: MemberUpdater, auth: AuthService, alarms: AlarmStore | None = None,
-                 downgrade: DowngradeState | None = None) -> None:
+                 downgrade: DowngradeState | None = None,
+                 on_cluster_version: Callable[[int, ClusterVersionSetRequest], None] | None = None) -> None:
         self.store = store
         # Alarms and the downgrade job are cluster state decided by the log, like membership.
         self.alarms = alarms if alarms is not None else AlarmStore(store)
@@ -58,7 +60,12 @@ class Applier:
         self.on_events = on_events
         # Membership updates belong to the server (they change its peers), not to MVCC.
         self.on_member_update = on_member_update
+        # The cluster version is the server's (it decides whether this member may keep running).
+        self.on_cluster_version = on_cluster_version or (lambda index, cmd: None)
         self.compactions_scheduled = 0
+        # The cluster version is the server's (it may stop the member); set by the server.
+        self.leases_granted = 0  # etcd_debugging_lease_{granted,revoked}_total
+        self.leases_revoked = 0
 
     def apply(self, index: int, data: bytes) -> tuple[int, Any]:
         """Apply one entry; returns (request id, result or the exception the request failed with)."""
@@ -118,6 +125,9 @@ class Applier:
             return self._execute_lease(index, cmd)
         if isinstance(cmd, MemberUpdateRequest):
             return self.on_member_update(index, cmd)
+        if isinstance(cmd, ClusterVersionSetRequest):
+            self.on_cluster_version(index, cmd)
+            return None
         txn = WriteTxn(store, index)
         if isinstance(cmd, PutRequest):
             if cmd.lease and not store.lease_exists(cmd.lease):
@@ -137,11 +147,14 @@ class Applier:
     def _execute_lease(self, index: int,
                        cmd: LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest) -> Any:
         if isinstance(cmd, LeaseGrantRequest):
-            return self.lessor.apply_grant(index, cmd.ID, cmd.TTL)
+            lease = self.lessor.apply_grant(index, cmd.ID, cmd.TTL)
+            self.leases_granted += 1
+            return lease
         if isinstance(cmd, LeaseCheckpointRequest):
             self.lessor.apply_checkpoint(index, cmd.checkpoints)
             return None
         events = self.lessor.apply_revoke(index, cmd.ID)
+        self.leases_revoked += 1
         if events:
             self.on_events(events, self.store.current_revision)
         return self.store.current_revision

@@ -12,6 +12,7 @@ from typing import Any
 import msgpack
 
 from etcdpy.app.server.alarms import AlarmRequest
+from etcdpy.app.server.cluster_version import ClusterVersionSetRequest
 from etcdpy.app.server.downgrade import DowngradeInfoSetRequest
 from etcdpy.app.server.membership import Member, MemberUpdateRequest
 from etcdpy.storage.kv_types import (
@@ -27,6 +28,7 @@ from etcdpy.storage.lessor import LeaseCheckpointRequest, LeaseGrantRequest, Lea
 
 PUT, DELETE_RANGE, TXN, COMPACTION = 1, 2, 3, 4
 LEASE_GRANT, LEASE_REVOKE, LEASE_CHECKPOINT = 10, 11, 12
+CLUSTER_VERSION_SET = 50
 MEMBER_UPDATE = 20
 ALARM, DOWNGRADE_SET = 30, 31
 AUTH, STAMPED = 40, 41
@@ -53,7 +55,7 @@ class Stamped:
 
 Command = (PutRequest | DeleteRangeRequest | TxnRequest | CompactionRequest
            | LeaseGrantRequest | LeaseRevokeRequest | LeaseCheckpointRequest | MemberUpdateRequest
-           | AlarmRequest | DowngradeInfoSetRequest | AuthRequest | Stamped)
+           | AlarmRequest | DowngradeInfoSetRequest | AuthRequest | Stamped | ClusterVersionSetRequest)
 
 
 def encode(request_id: int, cmd: Command) -> bytes:
@@ -69,6 +71,8 @@ def encode(request_id: int, cmd: Command) -> bytes:
         body = [LEASE_REVOKE, request_id, cmd.ID]
     elif isinstance(cmd, LeaseCheckpointRequest):
         body = [LEASE_CHECKPOINT, request_id, [list(c) for c in cmd.checkpoints]]
+    elif isinstance(cmd, ClusterVersionSetRequest):
+        body = [CLUSTER_VERSION_SET, request_id, cmd.version]
     elif isinstance(cmd, MemberUpdateRequest):
         body = [MEMBER_UPDATE, request_id, cmd.member.pack()]
     elif isinstance(cmd, AlarmRequest):
@@ -110,6 +114,8 @@ def decode(data: bytes) -> tuple[int, Command]:
         return request_id, LeaseRevokeRequest(*rest)
     if kind == LEASE_CHECKPOINT:
         return request_id, LeaseCheckpointRequest([(c[0], c[1]) for c in rest[0]])
+    if kind == CLUSTER_VERSION_SET:
+        return request_id, ClusterVersionSetRequest(rest[0])
     if kind == MEMBER_UPDATE:
         return request_id, MemberUpdateRequest(Member.unpack(rest[0]))
     if kind == ALARM:

@@ -23,6 +23,7 @@ import msgpack
 from etcdpy.app import errors
 from etcdpy.app.config import Config
 from etcdpy.app.errors import EtcdError, server_error
+from etcdpy.app.logs import event, go_duration
 from etcdpy.app.peer.transport import PeerTransport
 from etcdpy.app.server import commands
 from etcdpy.app.server.alarms import (
@@ -36,12 +37,19 @@ from etcdpy.app.server.alarms import (
 )
 from etcdpy.app.server.applier import Applier
 from etcdpy.app.server.auth import AuthService
+from etcdpy.app.server.cluster_version import (
+    ClusterVersion,
+    ClusterVersionSetRequest,
+    check_runs_in,
+    monitor_versions,
+)
 from etcdpy.app.server.compactor import make_policy, run_compactor
 from etcdpy.app.server.corruption import CorruptionChecker
 from etcdpy.app.server.downgrade import DowngradeState
 from etcdpy.app.server.identity import cluster_id, member_id
 from etcdpy.app.server.lease_keeper import LeaseKeeper, min_lease_ttl
 from etcdpy.app.server.membership import Member, Membership, MemberUpdateRequest
+from etcdpy.app.server.metrics import PROPOSALS_FAILED, SLOW_APPLIES, Metrics, TimedWalFiles
 from etcdpy.app.server.raft_node import NodeCallbacks, RaftNode, decode_snapshot_record
 from etcdpy.app.server.watch_service import WatchService
 from etcdpy.raft import ConfChange, ConfChangeType, Entry, EntryType, Peer, Snapshot, conf_change_from_entry
@@ -69,6 +77,7 @@ CLUSTER_VERSION = "3.4.0"
 REQUEST_TIMEOUT = 7.0  # etcd: 5 s plus 2 × election timeout, at the defaults
 MAX_APPLY_GAP = 5000  # etcd's maxGapBetweenApplyAndCommitIndex
 PROPOSAL_DROPPED = ("raft proposal dropped", errors.UNKNOWN)
+WARN_APPLY_S = 0.1  # etcd's warningApplyDuration: an apply slower than this is logged and counted
 
 
 class DataDirError(Exception):
@@ -85,12 +94,19 @@ class EtcdServer:
         self.config = config
         self.peer_ssl = peer_ssl
         self.member_dir = os.path.join(config.data_dir, "member")
+        # The version this member announces (overridable to test mixed-version clusters).
+        self.version = config.experimental_advertise_version or VERSION
+        self.metrics = Metrics(self)
+        self.warn_apply_s = WARN_APPLY_S
         # The WAL first: a damaged log refuses the start (WalCorruptError) before the database is opened,
         # so every file is left as it was for inspection or restore.
-        self.wal = WAL(os.path.join(self.member_dir, "wal"), wal_segment_bytes, files=wal_files)
+        self.wal_files = TimedWalFiles(wal_files, self._slow_fsync)
+        self.wal = WAL(os.path.join(self.member_dir, "wal"), wal_segment_bytes, files=self.wal_files)
         state = self.wal.open()
         self.store = MVCCStore(os.path.join(self.member_dir, "db"))
+        self.store.on_commit = self.metrics.backend_commit.observe
         self.membership = Membership(self.store)
+        self.cluster_version = ClusterVersion(self.store)
         self.watch_service = WatchService(self.store, config.watch_progress_notify_interval_s)
         self.leases = LeaseKeeper(
             self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose)
@@ -98,7 +114,10 @@ class EtcdServer:
         self.downgrade = DowngradeState(self.store)
         self.auth = AuthService(self.store, config, self.propose, self.linearizable_barrier)
         self.applier = Applier(self.store, self.leases.lessor, self.watch_service.hub.notify,
-                               self._apply_member_update, self.auth, self.alarms, self.downgrade)
+                               self._apply_member_update, self.auth, self.alarms, self.downgrade,
+                               self._apply_cluster_version)
+        # etcd refuses to start a member whose version is below the cluster version its data records.
+        check_runs_in(self.version, self.cluster_version.value, self.downgrade)
         self.quota = quota_bytes(config.quota_backend_bytes)  # 0: no quota (a negative flag)
         self.compaction_policy = make_policy(config.auto_compaction_mode, config.auto_compaction_retention)
         self.corruption = CorruptionChecker(config, self.store, self.membership, lambda: self.member_id,
@@ -138,6 +157,9 @@ class EtcdServer:
         self._incoming_snapshots: dict[int, str] = {}
         self._exiting = False
         self._leader_changes = 0
+        self._version_wake = asyncio.Event()
+        # Asks a member's peer URL for its version (set by whoever owns the peer HTTP client).
+        self.fetch_version: Any = None
 
         heartbeat = max(1, config.heartbeat_interval)
         self.node = RaftNode(
@@ -193,6 +215,9 @@ class EtcdServer:
                     self.compaction_policy, time.monotonic, lambda: self.store.current_revision,
                     lambda: self.node.is_leader, self._auto_compact)))
             self._background.extend(self.corruption.start())
+            self._background.append(loop.create_task(monitor_versions(
+                lambda: self.node.is_leader, self._member_versions, lambda: self.cluster_version.value,
+                self.propose, self._version_wake)))
 
     resume_background_work = start
 
@@ -274,8 +299,11 @@ class EtcdServer:
         # A read index from the old leader may never come: etcd fails waiting reads at once.
         self.node.fail_reads(server_error(errors.LEADER_CHANGED))
         self.leases.lead(leader == self.member_id)
+        if leader == self.member_id:
+            self._version_wake.set()
 
     def _on_dropped(self, batch: list[bytes]) -> None:
+        PROPOSALS_FAILED.inc(len(batch))
         for data in batch:
             future = self._waiters.pop(commands.request_id(data), None)
             if future is not None and not future.done():
@@ -289,7 +317,11 @@ class EtcdServer:
                 if not entry.data:  # a new leader's empty entry
                     self.applier.apply_noop(entry.index)
                     continue
+                start = time.perf_counter()
                 request_id, result = apply(entry.index, entry.data)
+                took = time.perf_counter() - start
+                if took > self.warn_apply_s:
+                    self._slow_apply(entry, took, result)
             else:
                 request_id, result = self._apply_conf_change(entry)
             future = waiters.pop(request_id, None)
@@ -333,6 +365,64 @@ class EtcdServer:
         log.warning("this member has been permanently removed from the cluster; exiting")
         asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
 
+    def _apply_cluster_version(self, index: int, cmd: ClusterVersionSetRequest) -> None:
+        if index <= self.store.applied_index:
+            return
+        previous = self.cluster_version.value
+        self.cluster_version.apply(index, cmd)
+        if not previous:
+            log.info("set the initial cluster version to %s", cmd.version[:-2])
+        elif previous != cmd.version:
+            log.info("updated the cluster version from %s to %s", previous[:-2], cmd.version[:-2])
+        try:
+            check_runs_in(self.version, cmd.version, self.downgrade)
+        except Exception:
+            # etcd's lg.Fatal: this member cannot serve a cluster newer than itself.
+            self._exiting = True
+            asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    async def _member_versions(self) -> dict[int, str | None]:
+        """Every member's server version: ours directly, the others' from their peer URLs (None when a
+        member does not answer)."""
+        out: dict[int, str | None] = {}
+        for mid in self.membership.members:
+            url = self.membership.peer_url(mid)
+            if mid == self.member_id:
+                out[mid] = self.version
+            elif url is None or self.fetch_version is None:
+                out[mid] = None
+            else:
+                out[mid] = await self.fetch_version(url)
+        return out
+
+    # -------------------------------------------------------------- observability
+
+    @property
+    def leader_changes(self) -> int:
+        return self._leader_changes
+
+    @property
+    def pending_proposals(self) -> int:
+        return len(self._waiters)
+
+    def _slow_fsync(self, took: float) -> None:
+        event(logging.getLogger("etcdpy.wal"), logging.WARNING, "slow fdatasync",
+              f"sync duration of {go_duration(took)}, expected less than 1s",
+              took=go_duration(took), expected_duration="1s")
+
+    def _slow_apply(self, entry: Entry, took: float, result: Any) -> None:
+        SLOW_APPLIES.inc()
+        try:
+            request: Any = commands.decode(entry.data)[1]
+        except Exception:  # noqa: BLE001 - only for the log line
+            request = f"<{len(entry.data)} bytes>"
+        response = str(result) if isinstance(result, Exception) else f"size:{len(entry.data)}"
+        expected = go_duration(self.warn_apply_s)
+        event(log, logging.WARNING, "apply request took too long",
+              f"request {str(request)!r} with result {response!r} took too long ({go_duration(took)}) to "
+              "execute", took=go_duration(took), expected_duration=expected, prefix="",
+              request=str(request), response=response)
+
     def _apply_member_update(self, index: int, cmd: MemberUpdateRequest) -> list[Member]:
         self.membership.update(cmd.member, index)
         self._refresh_peers()
@@ -361,6 +451,7 @@ class EtcdServer:
         self.alarms.reload()
         self.downgrade.reload()
         self.auth.reload()
+        self.cluster_version.reload()
         self.leases.reload()
         self.watch_service.reload()
         self._refresh_peers()
@@ -427,6 +518,7 @@ class EtcdServer:
         try:
             result = await asyncio.wait_for(future, REQUEST_TIMEOUT)
         except TimeoutError:
+            PROPOSALS_FAILED.inc()
             lost_leader = self._leader_changes != changes
             raise server_error(errors.TIMEOUT_LEADER_FAIL if lost_leader else errors.TIMEOUT) from None
         finally:

@@ -45,7 +45,7 @@ def test_front_end_is_served_from_the_package(server: Server) -> None:
     assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
     assert 'src="static/app.js"' in index.text and "http" not in index.text.split("<body>")[0].replace(
         "http://www.w3.org", "")  # nothing loaded from another origin
-    for name in ("etcdpy.app.js", "api.js", "keys.js", "history.js", "watch.js", "leases.js", "cluster.js",
+    for name in ("app.js", "api.js", "keys.js", "history.js", "watch.js", "leases.js", "cluster.js",
                  "style.css"):
         resp = httpx.get(f"{server.url}/ui/static/{name}")
         assert resp.status_code == 200, name
