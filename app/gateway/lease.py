@@ -6,7 +6,6 @@ the primary (etcd's leader answers them without a log entry). gateway-api.md §6
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -37,7 +36,7 @@ async def lease_grant(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "LeaseGrantRequest")
     lease_id = d.get("ID", 0) or _new_lease_id(server)
     lease: Lease = await server.propose(LeaseGrantRequest(lease_id, d.get("TTL", 0)))
-    server.leases.lessor.settle(time.monotonic())
+    server.leases.lessor.settle(server.leases.now())
     out: dict[str, Any] = {"header": server.header()}
     if lease.id:
         out["ID"] = str(lease.id)
@@ -67,7 +66,7 @@ async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {"header": server.header()}
     if lease_id:
         out["ID"] = str(lease_id)
-    found = lessor.time_to_live(lease_id, time.monotonic())
+    found = lessor.time_to_live(lease_id, server.leases.now())
     if found is None:
         out["TTL"] = "-1"
         return out
@@ -103,7 +102,7 @@ async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
         ttl = int(forwarded.get("result", {}).get("TTL", 0))
     else:
         try:
-            ttl, clear_checkpoint = server.leases.lessor.renew(lease_id, time.monotonic())
+            ttl, clear_checkpoint = server.leases.lessor.renew(lease_id, server.leases.now())
         except LeaseNotFoundError:
             pass
     if clear_checkpoint:

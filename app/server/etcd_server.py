@@ -13,8 +13,6 @@ import asyncio
 import itertools
 import logging
 import os
-import signal
-import time
 from typing import Any
 
 import msgpack
@@ -22,9 +20,9 @@ import msgpack
 from etcdpy.app import errors
 from etcdpy.app.config import Config
 from etcdpy.app.errors import EtcdError, server_error
-from etcdpy.app.peer.transport import PeerTransport
 from etcdpy.app.server import commands
 from etcdpy.app.server.applier import Applier
+from etcdpy.app.server.env import DEFAULT_ENV, PeerLink, ServerEnv
 from etcdpy.app.server.identity import cluster_id, member_id
 from etcdpy.app.server.lease_keeper import LeaseKeeper, min_lease_ttl
 from etcdpy.app.server.membership import Member, Membership, MemberUpdateRequest
@@ -62,10 +60,13 @@ class DataDirError(Exception):
 
 class EtcdServer:
     def __init__(self, config: Config, *, joined: dict[str, Any] | None = None,
-                 wal_files: WalFiles = OS_FILES, wal_segment_bytes: int = SEGMENT_BYTES) -> None:
+                 wal_files: WalFiles = OS_FILES, wal_segment_bytes: int = SEGMENT_BYTES,
+                 env: ServerEnv = DEFAULT_ENV) -> None:
         """Open the member's data; `joined` is the cluster as fetched from peers by a joining member;
-        `wal_files` is the disk under the WAL (tests substitute one that loses power or fails)."""
+        `wal_files` is the disk under the WAL (tests substitute one that loses power or fails); `env` is
+        the world around the member (clocks, randomness, sync thread, peers; the simulation's own)."""
         self.config = config
+        self.env = env
         self.member_dir = os.path.join(config.data_dir, "member")
         # The WAL first: a damaged log refuses the start (WalCorruptError) before the database is opened,
         # so every file is left as it was for inspection or restore.
@@ -75,7 +76,8 @@ class EtcdServer:
         self.membership = Membership(self.store)
         self.watch_service = WatchService(self.store, config.watch_progress_notify_interval_s)
         self.leases = LeaseKeeper(
-            self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose)
+            self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose,
+            clock=env.monotonic)
         self.applier = Applier(self.store, self.leases.lessor, self.watch_service.hub.notify,
                                self._apply_member_update)
         durable = max(self.wal.last_index, decode_snapshot_record(state.snapshot_data)[1])
@@ -105,7 +107,7 @@ class EtcdServer:
         self._header_prefix = {"cluster_id": str(self.cluster_id), "member_id": str(self.member_id)}
         # etcd's request ids: the member id's low 16 bits, then a millisecond clock, then a counter,
         # so ids stay unique across restarts without persisting a counter.
-        base = ((self.member_id & 0xFFFF) << 48) | ((int(time.time() * 1000) & 0xFFFFFFFFFF) << 8)
+        base = ((self.member_id & 0xFFFF) << 48) | ((int(env.wall() * 1000) & 0xFFFFFFFFFF) << 8)
         self._ids = itertools.count(base)
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._compactor: asyncio.Task[None] | None = None
@@ -128,8 +130,12 @@ class EtcdServer:
             election_ticks=max(2, config.election_timeout // heartbeat),
             snapshot_count=config.snapshot_count,
             bootstrap=bootstrap,
+            rng=env.rng,
+            run_io=env.run_io,
+            fatal=env.fatal,
+            catch_up_entries=env.catch_up_entries,
         )
-        self.transport: PeerTransport | None = None
+        self.transport: PeerLink | None = None
 
     def _bootstrap_peers(self) -> list[Peer]:
         token = self.config.initial_cluster_token
@@ -145,7 +151,7 @@ class EtcdServer:
 
     def start(self) -> None:
         """Start Raft, the peer transport and background work (needs the running loop)."""
-        self.transport = PeerTransport(
+        self.transport = self.env.transport(
             self.member_id,
             unreachable=self.node.report_unreachable,
             snapshot_done=self.node.report_snapshot,
@@ -287,7 +293,7 @@ class EtcdServer:
             return
         self._exiting = True
         log.warning("this member has been permanently removed from the cluster; exiting")
-        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        asyncio.get_running_loop().call_soon(self.env.on_removed)
 
     def _apply_member_update(self, index: int, cmd: MemberUpdateRequest) -> list[Member]:
         self.membership.update(cmd.member, index)
