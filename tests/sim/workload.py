@@ -272,8 +272,7 @@ class Workload:
                 victim = rng.choice(live)
                 victim.arm_disk_fault(rng)
                 cluster.note(f"disk fault armed on {victim.name}: {victim.disk.plan}")
-            elif r < 0.7 and not self.replaced and len(live) == len(
-                    [m for m in cluster.members.values() if not m.removed]):
+            elif r < 0.8 and not self.replaced:
                 self.replaced = True
                 self.loop.spawn(self._replace_member())
 
