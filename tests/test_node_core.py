@@ -36,7 +36,7 @@ def make_node(tmp: Path, node_id: int, peers: list[int], trace: list[str],
 
     def install(snap: Snapshot) -> int:
         raise AssertionError("no snapshot expected")
-    cb = NodeCallbacks(apply=applied.extend, send=send, install_snapshot=install,
+    cb = NodeCallbacks(apply=applied.extend, send=send, snapshot_applied=install, install_snapshot=install,
                        make_durable=lambda: None, on_leader_change=lambda lead, term: None,
                        dropped=lambda batch: None)
     return NodeCore(node_id, wal, state, cb, election_ticks=10, snapshot_count=1000,

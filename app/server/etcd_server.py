@@ -73,6 +73,7 @@ class EtcdServer:
         self.wal = WAL(os.path.join(self.member_dir, "wal"), wal_segment_bytes, files=wal_files)
         state = self.wal.open()
         self.store = MVCCStore(os.path.join(self.member_dir, "db"))
+        self._install_pending_snapshot(state.snapshot_index)
         self.membership = Membership(self.store)
         self.watch_service = WatchService(self.store, config.watch_progress_notify_interval_s)
         self.leases = LeaseKeeper(
@@ -121,6 +122,7 @@ class EtcdServer:
             NodeCallbacks(
                 apply=self._apply_entries,
                 send=self._send,
+                snapshot_applied=self._snapshot_applied,
                 install_snapshot=self._install_snapshot,
                 make_durable=lambda: self.store.db.flush_wal(True),
                 on_leader_change=self._on_leader_change,
@@ -300,14 +302,54 @@ class EtcdServer:
         self._refresh_peers()
         return self.membership.sorted_members()
 
+    def _snapshot_path(self, index: int) -> str:
+        return os.path.join(self.member_dir, "snap", f"{index:016x}.snap.db")
+
+    def _install_pending_snapshot(self, index: int) -> None:
+        """At start-up: the WAL records a snapshot from the leader that a crash kept from being swapped in
+        (its marker is made durable first, as etcd's is): install it now. Leftover snapshot files go."""
+        snap_dir = os.path.join(self.member_dir, "snap")
+        if index > self.store.applied_index:
+            path = self._snapshot_path(index)
+            if not os.path.exists(path):
+                raise DataDirError(
+                    f"the WAL records snapshot {index} but the database has applied index "
+                    f"{self.store.applied_index} and the snapshot's database is missing; restore this member "
+                    "from a snapshot or remove it and add it back"
+                )
+            self.store.replace_with(lambda db_path: db_snapshot.load(db_path, db_snapshot.read_chunks(path)))
+            log.info("installed snapshot %d at start-up", index)
+        if os.path.isdir(snap_dir):
+            for name in os.listdir(snap_dir):
+                os.unlink(os.path.join(snap_dir, name))
+
     def receive_snapshot(self, msg: Any, path: str) -> None:
         """A snapshot arrived from the leader: keep its database aside until Raft accepts it."""
         index = msg.snapshot.metadata.index
-        old = self._incoming_snapshots.pop(index, None)
-        if old is not None and old != path:
-            os.unlink(old)
-        self._incoming_snapshots[index] = path
+        final = self._snapshot_path(index)
+        os.replace(path, final)  # named by its index: a start-up after a crash finds it there
+        self._incoming_snapshots[index] = final
         self.node.step(msg)
+
+    def _snapshot_applied(self, snap: Snapshot) -> int:
+        """The applied index of the database that came with `snap`, before it is installed: the WAL's
+        snapshot marker records it, and is made durable before the database is swapped in. The file is
+        made durable too, so a start-up after a crash can install it (O(size), like the install)."""
+        index = snap.metadata.index
+        path = self._incoming_snapshots.get(index)
+        if path is None:
+            raise RuntimeError(f"raft accepted snapshot {index} but no database arrived for it")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return db_snapshot.applied_index_of(path)
 
     def _install_snapshot(self, snap: Snapshot) -> int:
         index = snap.metadata.index
@@ -317,7 +359,8 @@ class EtcdServer:
         self.store.replace_with(lambda db_path: db_snapshot.load(db_path, db_snapshot.read_chunks(path)))
         os.unlink(path)
         for stale in self._incoming_snapshots.values():
-            os.unlink(stale)
+            if stale != path:
+                os.unlink(stale)
         self._incoming_snapshots.clear()
         self.membership.reload()
         self.leases.reload()

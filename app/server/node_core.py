@@ -9,13 +9,13 @@ A runner drives the Ready cycle, in three steps, so the one blocking part can ru
 
 1. `begin_ready()` takes the next Ready and does everything that must happen before the sync, in etcd's
    order: a leader's messages go out at once (a leader replicates while it persists), a received
-   snapshot is installed, the hard state and entries are written to the WAL (unsynced).
+   snapshot's marker, the hard state and entries are written to the WAL (unsynced).
 2. `ReadyBatch.durable_io()` is the blocking part: one `fdatasync` for the whole Ready (group commit),
    only when Raft asks for it. The asyncio runner (`raft_node.RaftNode`) runs it in a dedicated thread;
    the simulation runs it on its simulated disk.
-3. `finish_ready(batch)` does what may happen only once the Ready is durable: the in-memory log and hard
-   state, a follower's messages (votes and acknowledgements promise durability), committed entries to
-   the applier, read states, `advance`.
+3. `finish_ready(batch)` does what may happen only once the Ready is durable: a received snapshot's
+   database is swapped in, the in-memory log and hard state, a follower's messages (votes and
+   acknowledgements promise durability), committed entries to the applier, read states, `advance`.
 
 Log compaction is the same shape: `begin_compaction()` / `Compaction.durable_io()` (RocksDB's synced
 flush, the WAL's snapshot marker and its sync) / `finish_compaction()`. `process_ready()` runs a whole
@@ -112,6 +112,7 @@ class NodeCallbacks:
 
     apply: Callable[[list[Entry]], None]  # committed entries, in order (conf changes included)
     send: Callable[[list[Message]], None]  # hand messages to the transport; never blocks
+    snapshot_applied: Callable[[Snapshot], int]  # the applied index of the db arriving with a snapshot
     install_snapshot: Callable[[Snapshot], int]  # replaces local state; returns the db's applied index
     make_durable: Callable[[], None]  # make MVCC durable up to the applied index (before log compaction)
     on_leader_change: Callable[[int, int], None]  # (leader id, term)
@@ -182,7 +183,10 @@ class NodeCore:
                                  for e in wal_state.entries])
         hs = wal_state.hard_state
         if hs.term or hs.vote or hs.commit:
-            self.storage.set_hard_state(HardState(hs.term, hs.vote, hs.commit))
+            # A snapshot is committed by definition; a hard state written with it may have been lost
+            # (the record after the snapshot marker in a torn WAL tail).
+            commit = max(hs.commit, wal_state.snapshot_index)
+            self.storage.set_hard_state(HardState(hs.term, hs.vote, commit))
         config = Config(
             id=node_id,
             storage=self.storage,
@@ -291,8 +295,11 @@ class NodeCore:
             self.cb.send(rd.messages)
             sent = True
         if rd.snapshot is not None:
-            db_applied = self.cb.install_snapshot(rd.snapshot)
+            # etcd's order: the snapshot is recorded durably first and the database swapped in only
+            # after the sync (finish_ready); a crash in between installs it at start-up. Swapping first
+            # would leave a database ahead of its log if the crash came before the sync.
             md = rd.snapshot.metadata
+            db_applied = self.cb.snapshot_applied(rd.snapshot)
             self.wal.save_snapshot(md.index, md.term, encode_snapshot_record(md.conf_state, db_applied))
             self.snapshot_index = md.index
         if rd.entries or rd.hard_state is not None:
@@ -307,6 +314,7 @@ class NodeCore:
         """The Ready is durable: update the in-memory log, send, apply, serve reads, advance."""
         rd = batch.ready
         if rd.snapshot is not None:
+            self.cb.install_snapshot(rd.snapshot)
             self.storage.apply_snapshot(rd.snapshot)
             self.applied = max(self.applied, rd.snapshot.metadata.index)
         if rd.entries:
