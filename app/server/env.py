@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from etcdpy.app.peer.transport import PeerTransport
-from etcdpy.app.server.node_core import CATCH_UP_ENTRIES
 from etcdpy.app.server.raft_node import Fatal, RunIO, exit_process
 from etcdpy.raft import Message
 
@@ -61,7 +60,6 @@ class ServerEnv:
     fatal: Fatal = exit_process
     on_removed: Callable[[], None] = terminate_process
     transport: PeerLinkFactory = PeerTransport
-    catch_up_entries: int = CATCH_UP_ENTRIES
 
 
 DEFAULT_ENV = ServerEnv()

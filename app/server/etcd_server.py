@@ -135,7 +135,7 @@ class EtcdServer:
             rng=env.rng,
             run_io=env.run_io,
             fatal=env.fatal,
-            catch_up_entries=env.catch_up_entries,
+            catch_up_entries=max(1, config.experimental_snapshot_catchup_entries),
         )
         self.transport: PeerLink | None = None
 
@@ -326,9 +326,14 @@ class EtcdServer:
     def receive_snapshot(self, msg: Any, path: str) -> None:
         """A snapshot arrived from the leader: keep its database aside until Raft accepts it."""
         index = msg.snapshot.metadata.index
-        final = self._snapshot_path(index)
-        os.replace(path, final)  # named by its index: a start-up after a crash finds it there
-        self._incoming_snapshots[index] = final
+        if index in self._incoming_snapshots:
+            # A second copy (a retry, a duplicate): keep the first, whose applied index the WAL's marker
+            # may already promise.
+            os.unlink(path)
+        else:
+            final = self._snapshot_path(index)
+            os.replace(path, final)  # named by its index: a start-up after a crash finds it there
+            self._incoming_snapshots[index] = final
         self.node.step(msg)
 
     def _snapshot_applied(self, snap: Snapshot) -> int:

@@ -115,6 +115,7 @@ class SimMember:
                       initial_advertise_peer_urls=[self.url], listen_peer_urls=[self.url],
                       heartbeat_interval=c.heartbeat_ms, election_timeout=c.election_ms,
                       snapshot_count=c.snapshot_count,
+                      experimental_snapshot_catchup_entries=c.catch_up_entries,
                       initial_cluster_state="new" if self.joined is None else "existing")
 
     def start(self) -> bool:
@@ -128,7 +129,6 @@ class SimMember:
             fatal=self._fatal,
             on_removed=self._on_removed,
             transport=lambda *a, **kw: SimTransport(self, *a, **kw),
-            catch_up_entries=cluster.catch_up_entries,
         )
         token = OWNER.set(self)
         try:
