@@ -37,13 +37,15 @@ class PeerLink(Protocol):
 
     def send(self, messages: list[Message]) -> None: ...
 
+    def add_remote(self, peer_id: int, url: str) -> None: ...
+
     async def close(self) -> None: ...
 
 
 class PeerLinkFactory(Protocol):
     def __call__(self, local_id: int, unreachable: Callable[[int], None],
                  snapshot_done: Callable[[int, bool], None], dump_snapshot: Callable[[str], int],
-                 removed: Callable[[], None]) -> PeerLink: ...
+                 removed: Callable[[], None], local_url: str = "") -> PeerLink: ...
 
 
 def terminate_process() -> None:

@@ -159,6 +159,8 @@ class EtcdServer:
             snapshot_done=self.node.report_snapshot,
             dump_snapshot=lambda path: db_snapshot.dump_to_file(self.store.db, path),
             removed=self._removed,
+            local_url=self.config.initial_advertise_peer_urls[0] if self.config.initial_advertise_peer_urls
+            else "",
         )
         self._refresh_peers()
         self.node.start()
@@ -180,6 +182,13 @@ class EtcdServer:
         self.leases.stop()
         self.wal.close()
         self.store.close()
+
+    def add_remote_peer(self, peer_id: int, url: str) -> None:
+        """A peer wrote to us that our membership does not know (it joined while we were behind): we
+        must be able to answer it, or we never catch up to the entry that adds it."""
+        if self.transport is not None and peer_id not in self.membership.removed \
+                and peer_id not in self.membership.members:
+            self.transport.add_remote(peer_id, url)
 
     def _refresh_peers(self) -> None:
         if self.transport is None:

@@ -71,7 +71,7 @@ class SimTransport:
 
     def __init__(self, member: SimMember, local_id: int, unreachable: Callable[[int], None],
                  snapshot_done: Callable[[int, bool], None], dump_snapshot: Callable[[str], int],
-                 removed: Callable[[], None]) -> None:
+                 removed: Callable[[], None], local_url: str = "") -> None:
         self.member = member
         self.local_id = local_id
         self.unreachable = unreachable
@@ -79,10 +79,20 @@ class SimTransport:
         self.dump_snapshot = dump_snapshot
         self.removed = removed
         self.urls: dict[int, str] = {}
+        self.members: dict[int, str] = {}
+        self.remotes: dict[int, str] = {}
         self.senders: dict[int, Any] = {}
 
     def set_peers(self, urls: dict[int, str]) -> None:
-        self.urls = {pid: url for pid, url in urls.items() if pid != self.local_id}
+        self.members = dict(urls)
+        self.remotes = {pid: url for pid, url in self.remotes.items() if pid not in urls}
+        merged = {**self.remotes, **urls}
+        self.urls = {pid: url for pid, url in merged.items() if pid != self.local_id}
+
+    def add_remote(self, peer_id: int, url: str) -> None:
+        if peer_id != self.local_id and peer_id not in self.members:
+            self.remotes[peer_id] = url
+            self.set_peers(self.members)
 
     def send(self, messages: list[Message]) -> None:
         for msg in messages:
@@ -309,6 +319,8 @@ class SimCluster:
             return
         token = OWNER.set(target)
         try:
+            if messages:  # as PeerApp: the request names its sender's URL
+                server.add_remote_peer(messages[0].frm, sender.url)
             for msg in messages:
                 server.node.step(msg)
         finally:

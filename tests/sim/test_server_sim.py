@@ -28,6 +28,7 @@ FIRST_SEED = int(os.environ.get("SERVER_SIM_FIRST_SEED", 1000))
 REGRESSION_SEEDS = [
     185,  # a watch from exactly the compaction revision, whose tombstone history no longer holds
     5667,  # a snapshot install could not reopen the database: a reference cycle held RocksDB's lock
+    20090,  # a member behind a membership change could not answer the new leader it did not know
 ]
 
 
