@@ -122,6 +122,7 @@ async def serve(config: Config) -> None:
         },
         snapshot_dir=os.path.join(server.member_dir, "snap"),
         is_removed=lambda member: member in server.membership.removed,
+        add_remote=server.add_remote_peer,
         client_app=client_app,
         version=lambda: version_body(server),
     )

@@ -75,6 +75,8 @@ class Config:
     heartbeat_interval: int = 100
     election_timeout: int = 1000
     snapshot_count: int = 100000
+    # etcd 3.5's flag: log entries kept after a compaction so a slow follower catches up without a snapshot
+    experimental_snapshot_catchup_entries: int = 5000
     max_request_bytes: int = 1572864
     max_txn_ops: int = 128
     quota_backend_bytes: int = 0

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from rocksdict import Options, Rdict, WriteBatch
 
-from etcdpy.storage.mvcc import FAMILIES
+from etcdpy.storage.mvcc import FAMILIES, META_APPLIED_INDEX
 
 _REC = struct.Struct(">BII")
 _TRAILER = 255
@@ -58,6 +58,24 @@ def dump_to_file(db: Rdict, path: str) -> int:
         out.write(chunk + trailer)
         size += len(chunk) + len(trailer)
     return size
+
+
+def applied_index_of(path: str) -> int:
+    """The applied index recorded in a dump (0 if none): what the database will have applied once the
+    dump is loaded, known before loading it (a WAL record promising it must be durable first)."""
+    meta = FAMILIES.index("meta")
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while len(data) - pos >= _REC.size:
+        family, klen, vlen = _REC.unpack_from(data, pos)
+        start = pos + _REC.size
+        if family == _TRAILER:
+            break
+        if family == meta and data[start : start + klen] == META_APPLIED_INDEX:
+            return int.from_bytes(data[start + klen : start + klen + vlen], "big")
+        pos = start + klen + vlen
+    return 0
 
 
 def read_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:

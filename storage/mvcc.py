@@ -18,6 +18,7 @@ MVCC is the durable record and replays whatever RocksDB lost.
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 import time
@@ -126,6 +127,10 @@ class MVCCStore:
         # families and handles included) is gone, so drop them all: the path can then be reopened.
         for name in ("kv", "index", "latest", "meta", "lease", "auth", "handles", "db"):
             self.__dict__.pop(name, None)
+        # A reference cycle (an exception's traceback holding a frame with an iterator) keeps the
+        # database, and its lock, until the collector runs; collect now so the reopen in `replace_with`
+        # (a snapshot install) cannot fail on our own lock. Closing is rare; the pause is affordable.
+        gc.collect()
 
     # ---------------------------------------------------------------- reads
 

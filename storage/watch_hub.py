@@ -38,7 +38,7 @@ MAX_WATCHERS_PER_STEP = 512  # etcd's maxWatchersPerSync
 
 class Watcher:
     __slots__ = ("id", "stream", "key", "end", "next_rev", "no_put", "no_delete", "prev_kv",
-                 "progress_notify", "fragment", "state", "victim", "idle", "tag")
+                 "progress_notify", "fragment", "state", "victim", "idle", "tag", "seq")
 
     def __init__(self, wid: int, stream: WatchStream, key: bytes, end: bytes, next_rev: int,
                  no_put: bool, no_delete: bool, prev_kv: bool, progress_notify: bool, fragment: bool) -> None:
@@ -56,6 +56,12 @@ class Watcher:
         self.victim = False
         self.idle = True  # no events since the last progress tick (etcd's progress map)
         self.tag: Any = None  # free for the API layer
+        self.seq = 0  # the hub's creation counter; the hash, so sets of watchers iterate reproducibly
+
+    def __hash__(self) -> int:
+        # Not the object's address: fan-out and catch-up order must not depend on where a watcher
+        # happened to be allocated (a simulation seed replays exactly).
+        return self.seq
 
     def matches(self, key: bytes) -> bool:
         if not self.end:
@@ -150,6 +156,7 @@ class WatchHub:
         self.ranges: set[Watcher] = set()
         self.unsynced: set[Watcher] = set()
         self.progress_watchers: set[Watcher] = set()
+        self._seq = 0
         self.victims_total = 0  # how many times a watcher became a victim (a metric)
         # Called when catch-up work appears (a new unsynced watcher, a victim, a drained stream).
         self.on_work = on_work  # called when catch-up work appears (the app schedules catch_up_step)
@@ -171,6 +178,8 @@ class WatchHub:
         current = self.store.current_revision
         next_rev = current + 1 if start_rev <= 0 else start_rev
         w = Watcher(wid, stream, key, end, next_rev, no_put, no_delete, prev_kv, progress_notify, fragment)
+        self._seq += 1
+        w.seq = self._seq
         stream.watchers[wid] = w
         if progress_notify:
             self.progress_watchers.add(w)

@@ -6,7 +6,6 @@ the primary (etcd's leader answers them without a log entry). gateway-api.md §6
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -37,7 +36,7 @@ def _new_lease_id(server: EtcdServer) -> int:
 async def grant(server: EtcdServer, ttl: int, lease_id: int = 0) -> Lease:
     """Grant a lease (id 0: the server picks one)."""
     lease: Lease = await server.propose(LeaseGrantRequest(lease_id or _new_lease_id(server), ttl))
-    server.leases.lessor.settle(time.monotonic())
+    server.leases.lessor.settle(server.leases.now())
     return lease
 
 
@@ -80,7 +79,7 @@ async def lease_time_to_live(server: EtcdServer, body: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {"header": server.header()}
     if lease_id:
         out["ID"] = str(lease_id)
-    found = lessor.time_to_live(lease_id, time.monotonic())
+    found = lessor.time_to_live(lease_id, server.leases.now())
     if found is None:
         out["TTL"] = "-1"
         return out
@@ -117,7 +116,7 @@ async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
         ttl = int(forwarded.get("result", {}).get("TTL", 0))
     else:
         try:
-            ttl, clear_checkpoint = server.leases.lessor.renew(lease_id, time.monotonic())
+            ttl, clear_checkpoint = server.leases.lessor.renew(lease_id, server.leases.now())
         except LeaseNotFoundError:
             pass
     if clear_checkpoint:

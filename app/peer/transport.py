@@ -5,6 +5,10 @@ queued up meanwhile. A peer that is down is reported unreachable to Raft and its
 retransmits); it never blocks the other peers or the Raft loop. A snapshot message goes as its own
 streamed request: the message, then the database dump.
 
+Each batch names the sender's peer URL (`?from=`), as etcd's X-PeerURLs header does: a member that
+fell behind a membership change (a new member now leads) learns where to answer from the request
+itself ("remotes"), or it could never reply and catch up.
+
 Receiving (the peer ASGI app): `POST /raft/messages` steps each message into the node;
 `POST /raft/snapshot` loads the streamed database aside and then steps the snapshot message, so Raft
 decides whether to install it; `GET /raft/members` lets a joining member learn its id and the cluster's;
@@ -26,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from ssl import SSLContext
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 import msgpack
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -74,7 +79,7 @@ class PeerSender:
                 body = encode_messages(batch)
                 start = time.perf_counter()
                 status, _ = await asyncio.wait_for(
-                    conn.post("/raft/messages", body, "application/x-msgpack"), SEND_TIMEOUT)
+                    conn.post(self.transport.messages_path, body, "application/x-msgpack"), SEND_TIMEOUT)
                 if status == 410:
                     # The cluster removed this member: etcd's peers say so with 410 Gone.
                     self.transport.removed()
@@ -115,9 +120,13 @@ class PeerTransport:
         dump_snapshot: Callable[[str], int],
         removed: Callable[[], None],
         ssl: SSLContext | None = None,
+        local_url: str = "",
     ) -> None:
         self.local_id = local_id
         self.ssl = ssl
+        self.messages_path = "/raft/messages" + (f"?from={quote(local_url, safe='')}" if local_url else "")
+        self.members: dict[int, str] = {}
+        self.remotes: dict[int, str] = {}  # peers not (yet) in our membership that wrote to us
         self.removed = removed
         self.unreachable = unreachable
         self.snapshot_done = snapshot_done
@@ -127,6 +136,9 @@ class PeerTransport:
 
     def set_peers(self, urls: dict[int, str]) -> None:
         """Point the transport at the current members (called whenever membership changes)."""
+        self.members = dict(urls)
+        self.remotes = {pid: url for pid, url in self.remotes.items() if pid not in urls}
+        urls = {**self.remotes, **urls}
         for peer_id in list(self.senders):
             if peer_id not in urls or urls[peer_id] != self.senders[peer_id].url:
                 self.senders.pop(peer_id).stop()
@@ -134,6 +146,13 @@ class PeerTransport:
         for peer_id, url in self.urls.items():
             if peer_id not in self.senders:
                 self.senders[peer_id] = PeerSender(self, peer_id, url)
+
+    def add_remote(self, peer_id: int, url: str) -> None:
+        """A peer we do not know as a member wrote to us: let us answer it (etcd's AddRemote)."""
+        if peer_id == self.local_id or peer_id in self.members or self.remotes.get(peer_id) == url:
+            return
+        self.remotes[peer_id] = url
+        self.set_peers(self.members)
 
     def send(self, messages: list[Message]) -> None:
         for msg in messages:
@@ -190,9 +209,11 @@ class PeerApp:
         is_removed: Callable[[int], bool],
         client_app: ASGIApp,
         version: Callable[[], dict[str, str]] | None = None,
+        add_remote: Callable[[int, str], None] | None = None,
     ) -> None:
         self.version = version  # GET /version: what the leader asks to decide the cluster version
         self.step = step
+        self.add_remote = add_remote
         self.is_removed = is_removed
         self.client_app = client_app
         self.receive_snapshot = receive_snapshot
@@ -211,6 +232,9 @@ class PeerApp:
             if any(self.is_removed(msg.frm) for msg in messages):
                 await _reply(send, 410, b"the member has been permanently removed from the cluster\n")
                 return
+            sender = parse_qs(scope.get("query_string", b"").decode()).get("from")
+            if sender and messages and self.add_remote is not None:
+                self.add_remote(messages[0].frm, sender[0])
             for msg in messages:
                 self.step(msg)
             await _reply(send, 204, b"")

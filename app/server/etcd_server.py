@@ -24,7 +24,6 @@ from etcdpy.app import errors
 from etcdpy.app.config import Config
 from etcdpy.app.errors import EtcdError, server_error
 from etcdpy.app.logs import event, go_duration
-from etcdpy.app.peer.transport import PeerTransport
 from etcdpy.app.server import commands
 from etcdpy.app.server.alarms import (
     ACTIVATE,
@@ -46,6 +45,7 @@ from etcdpy.app.server.cluster_version import (
 from etcdpy.app.server.compactor import make_policy, run_compactor
 from etcdpy.app.server.corruption import CorruptionChecker
 from etcdpy.app.server.downgrade import DowngradeState
+from etcdpy.app.server.env import DEFAULT_ENV, PeerLink, ServerEnv
 from etcdpy.app.server.identity import cluster_id, member_id
 from etcdpy.app.server.lease_keeper import LeaseKeeper, min_lease_ttl
 from etcdpy.app.server.membership import Member, Membership, MemberUpdateRequest
@@ -87,12 +87,14 @@ class DataDirError(Exception):
 class EtcdServer:
     def __init__(self, config: Config, *, joined: dict[str, Any] | None = None,
                  wal_files: WalFiles = OS_FILES, wal_segment_bytes: int = SEGMENT_BYTES,
-                 peer_ssl: ssl.SSLContext | None = None) -> None:
+                 peer_ssl: ssl.SSLContext | None = None, env: ServerEnv = DEFAULT_ENV) -> None:
         """Open the member's data; `joined` is the cluster as fetched from peers by a joining member;
         `wal_files` is the disk under the WAL (tests substitute one that loses power or fails);
-        `peer_ssl` dials other members' https peer URLs (app/tls.py; None: plain HTTP only)."""
+        `peer_ssl` dials other members' https peer URLs (app/tls.py; None: plain HTTP only); `env` is
+        the world around the member (clocks, randomness, sync thread, peers; the simulation's own)."""
         self.config = config
         self.peer_ssl = peer_ssl
+        self.env = env
         self.member_dir = os.path.join(config.data_dir, "member")
         # The version this member announces (overridable to test mixed-version clusters).
         self.version = config.experimental_advertise_version or VERSION
@@ -105,11 +107,13 @@ class EtcdServer:
         state = self.wal.open()
         self.store = MVCCStore(os.path.join(self.member_dir, "db"))
         self.store.on_commit = self.metrics.backend_commit.observe
+        self._install_pending_snapshot(state.snapshot_index)
         self.membership = Membership(self.store)
         self.cluster_version = ClusterVersion(self.store)
         self.watch_service = WatchService(self.store, config.watch_progress_notify_interval_s)
         self.leases = LeaseKeeper(
-            self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose)
+            self.store, min_lease_ttl(config.election_timeout, config.heartbeat_interval), self.propose,
+            clock=env.monotonic)
         self.alarms = AlarmStore(self.store)
         self.downgrade = DowngradeState(self.store)
         self.auth = AuthService(self.store, config, self.propose, self.linearizable_barrier)
@@ -150,7 +154,7 @@ class EtcdServer:
         self._header_prefix = {"cluster_id": str(self.cluster_id), "member_id": str(self.member_id)}
         # etcd's request ids: the member id's low 16 bits, then a millisecond clock, then a counter,
         # so ids stay unique across restarts without persisting a counter.
-        base = ((self.member_id & 0xFFFF) << 48) | ((int(time.time() * 1000) & 0xFFFFFFFFFF) << 8)
+        base = ((self.member_id & 0xFFFF) << 48) | ((int(env.wall() * 1000) & 0xFFFFFFFFFF) << 8)
         self._ids = itertools.count(base)
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._compactor: asyncio.Task[None] | None = None
@@ -167,6 +171,7 @@ class EtcdServer:
             NodeCallbacks(
                 apply=self._apply_entries,
                 send=self._send,
+                snapshot_applied=self._snapshot_applied,
                 install_snapshot=self._install_snapshot,
                 make_durable=lambda: self.store.db.flush_wal(True),
                 on_leader_change=self._on_leader_change,
@@ -176,8 +181,12 @@ class EtcdServer:
             election_ticks=max(2, config.election_timeout // heartbeat),
             snapshot_count=config.snapshot_count,
             bootstrap=bootstrap,
+            rng=env.rng,
+            run_io=env.run_io,
+            fatal=env.fatal,
+            catch_up_entries=max(1, config.experimental_snapshot_catchup_entries),
         )
-        self.transport: PeerTransport | None = None
+        self.transport: PeerLink | None = None
 
     def _bootstrap_peers(self) -> list[Peer]:
         token = self.config.initial_cluster_token
@@ -193,13 +202,15 @@ class EtcdServer:
 
     def start(self) -> None:
         """Start Raft, the peer transport and background work (needs the running loop)."""
-        self.transport = PeerTransport(
+        self.transport = self.env.transport(
             self.member_id,
             unreachable=self.node.report_unreachable,
             snapshot_done=self.node.report_snapshot,
             dump_snapshot=lambda path: db_snapshot.dump_to_file(self.store.db, path),
             removed=self._removed,
             ssl=self.peer_ssl,
+            local_url=self.config.initial_advertise_peer_urls[0] if self.config.initial_advertise_peer_urls
+            else "",
         )
         self._refresh_peers()
         self.node.start()
@@ -212,7 +223,7 @@ class EtcdServer:
         if not self._background:
             if self.compaction_policy is not None:
                 self._background.append(loop.create_task(run_compactor(
-                    self.compaction_policy, time.monotonic, lambda: self.store.current_revision,
+                    self.compaction_policy, self.env.monotonic, lambda: self.store.current_revision,
                     lambda: self.node.is_leader, self._auto_compact)))
             self._background.extend(self.corruption.start())
             self._background.append(loop.create_task(monitor_versions(
@@ -234,6 +245,13 @@ class EtcdServer:
         self.leases.stop()
         self.wal.close()
         self.store.close()
+
+    def add_remote_peer(self, peer_id: int, url: str) -> None:
+        """A peer wrote to us that our membership does not know (it joined while we were behind): we
+        must be able to answer it, or we never catch up to the entry that adds it."""
+        if self.transport is not None and peer_id not in self.membership.removed \
+                and peer_id not in self.membership.members:
+            self.transport.add_remote(peer_id, url)
 
     def _refresh_peers(self) -> None:
         if self.transport is None:
@@ -363,7 +381,7 @@ class EtcdServer:
             return
         self._exiting = True
         log.warning("this member has been permanently removed from the cluster; exiting")
-        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        asyncio.get_running_loop().call_soon(self.env.on_removed)
 
     def _apply_cluster_version(self, index: int, cmd: ClusterVersionSetRequest) -> None:
         if index <= self.store.applied_index:
@@ -428,14 +446,59 @@ class EtcdServer:
         self._refresh_peers()
         return self.membership.sorted_members()
 
+    def _snapshot_path(self, index: int) -> str:
+        return os.path.join(self.member_dir, "snap", f"{index:016x}.snap.db")
+
+    def _install_pending_snapshot(self, index: int) -> None:
+        """At start-up: the WAL records a snapshot from the leader that a crash kept from being swapped in
+        (its marker is made durable first, as etcd's is): install it now. Leftover snapshot files go."""
+        snap_dir = os.path.join(self.member_dir, "snap")
+        if index > self.store.applied_index:
+            path = self._snapshot_path(index)
+            if not os.path.exists(path):
+                raise DataDirError(
+                    f"the WAL records snapshot {index} but the database has applied index "
+                    f"{self.store.applied_index} and the snapshot's database is missing; restore this member "
+                    "from a snapshot or remove it and add it back"
+                )
+            self.store.replace_with(lambda db_path: db_snapshot.load(db_path, db_snapshot.read_chunks(path)))
+            log.info("installed snapshot %d at start-up", index)
+        if os.path.isdir(snap_dir):
+            for name in os.listdir(snap_dir):
+                os.unlink(os.path.join(snap_dir, name))
+
     def receive_snapshot(self, msg: Any, path: str) -> None:
         """A snapshot arrived from the leader: keep its database aside until Raft accepts it."""
         index = msg.snapshot.metadata.index
-        old = self._incoming_snapshots.pop(index, None)
-        if old is not None and old != path:
-            os.unlink(old)
-        self._incoming_snapshots[index] = path
+        if index in self._incoming_snapshots:
+            # A second copy (a retry, a duplicate): keep the first, whose applied index the WAL's marker
+            # may already promise.
+            os.unlink(path)
+        else:
+            final = self._snapshot_path(index)
+            os.replace(path, final)  # named by its index: a start-up after a crash finds it there
+            self._incoming_snapshots[index] = final
         self.node.step(msg)
+
+    def _snapshot_applied(self, snap: Snapshot) -> int:
+        """The applied index of the database that came with `snap`, before it is installed: the WAL's
+        snapshot marker records it, and is made durable before the database is swapped in. The file is
+        made durable too, so a start-up after a crash can install it (O(size), like the install)."""
+        index = snap.metadata.index
+        path = self._incoming_snapshots.get(index)
+        if path is None:
+            raise RuntimeError(f"raft accepted snapshot {index} but no database arrived for it")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return db_snapshot.applied_index_of(path)
 
     def _install_snapshot(self, snap: Snapshot) -> int:
         index = snap.metadata.index
@@ -445,7 +508,8 @@ class EtcdServer:
         self.store.replace_with(lambda db_path: db_snapshot.load(db_path, db_snapshot.read_chunks(path)))
         os.unlink(path)
         for stale in self._incoming_snapshots.values():
-            os.unlink(stale)
+            if stale != path:
+                os.unlink(stale)
         self._incoming_snapshots.clear()
         self.membership.reload()
         self.alarms.reload()

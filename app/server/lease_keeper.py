@@ -34,8 +34,10 @@ def min_lease_ttl(election_timeout_ms: int, heartbeat_ms: int) -> int:
 
 
 class LeaseKeeper:
-    def __init__(self, store: MVCCStore, min_ttl: int, propose: Propose) -> None:
+    def __init__(self, store: MVCCStore, min_ttl: int, propose: Propose,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.lessor = Lessor(store, min_ttl)
+        self.now = clock  # monotonic seconds: the lessor's expiry times are on this clock
         self.min_ttl = min_ttl
         self.checkpoint_interval = LEASE_CHECKPOINT_INTERVAL_S
         self._propose = propose
@@ -53,7 +55,7 @@ class LeaseKeeper:
     def lead(self, leading: bool) -> None:
         """The lessor acts as primary (expires leases, answers keepalives) only while this member leads."""
         if leading:
-            self.lessor.promote(time.monotonic())
+            self.lessor.promote(self.now())
         else:
             self.lessor.demote()
 
@@ -62,13 +64,13 @@ class LeaseKeeper:
         primary = self.lessor.primary
         self.lessor.reload()
         if primary:
-            self.lessor.promote(time.monotonic())
+            self.lessor.promote(self.now())
 
     async def _loop(self) -> None:
-        last_checkpoint = time.monotonic()
+        last_checkpoint = self.now()
         while True:
             await asyncio.sleep(LEASE_REVOKE_INTERVAL_S)
-            now = time.monotonic()
+            now = self.now()
             for lease_id in self.lessor.expired(now):
                 self.spawn_proposal(LeaseRevokeRequest(lease_id))
             if now - last_checkpoint >= min(self.checkpoint_interval, 60.0):

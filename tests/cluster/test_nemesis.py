@@ -1,15 +1,22 @@
 """A randomized nemesis: concurrent clients on a few keys while members are killed, paused and cut off.
 
-Clients put unique values, read, and compare-and-set (a txn comparing the value, with a read in its
-failure branch) on three keys, each operation to a random member, with short deadlines. Every invocation
+Clients put unique values, read, delete, compare-and-set (a txn comparing the value, with a read in its
+failure branch) and write two keys in one txn, on three keys, each operation to a random member, with
+short deadlines. Every invocation
 and completion is recorded (ok, certainly failed, or unknown: timeouts, lost connections) and the history
 is checked per key for linearizability (tests/cluster/linearizability.py). Meanwhile a seeded nemesis
 applies a fault (now and then with a second one on another member's process, which may cost the
 quorum), holds it, and repairs it: SIGKILL and restart, SIGSTOP and SIGCONT (of the leader or any
 member), partitions (isolating the leader or a random member, with resets or a blackhole; a one-way cut;
 a "bridge" where two members cannot see each other but the others see both), slow links and lossy
-links. At the end every fault is repaired, the cluster must elect a leader and converge, and
-a final linearizable read of every key on every member joins the history.
+links. Once per run, while a fault is held, a member is replaced: a new one is added as a learner,
+catches up (by snapshot: a small --snapshot-count compacts the log), is promoted, and an old one is
+removed. At the end every fault is repaired, the cluster must elect a leader and converge, and a final
+linearizable read of every key on every member joins the history.
+
+A delete is a write of "absent" in the per-key register model; a two-key txn is a write on each key,
+and its atomicity is checked on the event history: both writes at the txn's revision (or, for an
+unknown outcome, both at one revision or neither).
 
 Meanwhile one watcher per member watches the keys' prefix from revision 1 and, whenever its stream
 breaks (its member killed, a timeout), resumes from the revision after the last event it got. Each
@@ -17,7 +24,10 @@ watcher's events must be exactly the prefix of the cluster's event history (read
 watch) up to its last event: no gap, no repeat, no reordering, no event that differs.
 
 ``NEMESIS_SECONDS`` (default 30) sets how long faults go on, ``NEMESIS_MEMBERS`` the cluster size (3 or
-5, default 3); ``NEMESIS_SEED`` repeats a schedule (client timing still varies). The seed, the fault
+5, default 5), ``NEMESIS_SNAPSHOT_COUNT`` the log compaction interval (default 200) and
+``NEMESIS_CATCHUP_ENTRIES`` the entries it keeps (default 50: lagging members catch up by snapshot), and
+``NEMESIS_REPLACE=0`` turns the member replacement off; ``NEMESIS_SEED`` repeats a schedule (client timing
+still varies). The seed, the fault
 log and the checker's report are printed on failure.
 """
 
@@ -28,14 +38,14 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.cluster.conftest import ClusterFactory
-from tests.cluster.harness import Cluster, Failed, RpcError, b64, cas, get, put, unb64, wait_for
+from tests.cluster.harness import Cluster, Failed, RpcError, b64, cas, get, put, rpc, unb64, wait_for
 from tests.cluster.linearizability import History, check
 from tests.cluster.netproxy import Mode
 from tests.stream_client import StreamClosed, StreamConn
@@ -45,26 +55,71 @@ CLIENTS = 5
 OP_TIMEOUT = 1.5
 
 
-def _client(cluster: Cluster, history: History, client: int, seed: int, stop: threading.Event) -> None:
+TxnRecord = tuple[str, str, str, str, int | None]  # (key a, value a, key b, value b, revision or None)
+
+
+def _member_urls(cluster: Cluster) -> list[str]:
+    """The current members' URLs (the nemesis adds and removes members while clients run)."""
+    while True:
+        try:
+            return [m.url for m in list(cluster.members.values())]
+        except RuntimeError:  # the dict changed size during the copy
+            continue
+
+
+def _two_key_txn(http: httpx.Client, url: str, history: History, client: int, keys: tuple[str, str],
+                 values: tuple[str, str], txns: list[TxnRecord]) -> None:
+    ops = [history.invoke(client, k, "put", v) for k, v in zip(keys, values, strict=True)]
+    body = {"success": [{"request_put": {"key": b64(k), "value": b64(v)}}
+                        for k, v in zip(keys, values, strict=True)]}
+    try:
+        data = rpc(http, url, "/v3/kv/txn", body, timeout=OP_TIMEOUT)
+    except Failed:
+        for op in ops:
+            history.fail(op)
+        raise
+    except RpcError:
+        for op in ops:
+            history.unknown(op)
+        txns.append((keys[0], values[0], keys[1], values[1], None))
+        return
+    for op in ops:
+        history.ok(op)
+    txns.append((keys[0], values[0], keys[1], values[1], int(data["header"]["revision"])))
+
+
+def _client(cluster: Cluster, history: History, client: int, seed: int, stop: threading.Event,
+            txns: list[TxnRecord]) -> None:
     rng = random.Random(f"{seed}/client/{client}")
-    names = list(cluster.members)
     last_seen: dict[str, str | None] = {}
     seq = 0
     with httpx.Client() as http:
         while not stop.is_set():
-            key, name = rng.choice(KEYS), rng.choice(names)
-            url = cluster.url(name)
+            key, url = rng.choice(KEYS), rng.choice(_member_urls(cluster))
             roll = rng.random()
             seq += 1
             new = f"c{client}-{seq}"
             expected = last_seen.get(key)
+            if roll >= 0.88:
+                a, b = rng.sample(KEYS, 2)
+                try:
+                    _two_key_txn(http, url, history, client, (a, b), (new + "a", new + "b"), txns)
+                    last_seen[a], last_seen[b] = new + "a", new + "b"
+                except Failed:
+                    stop.wait(0.05)
+                continue
             try:
-                if roll < 0.4:
+                if roll < 0.07:
+                    op = history.invoke(client, key, "put", None)  # a delete writes "absent"
+                    rpc(http, url, "/v3/kv/deleterange", {"key": b64(key)}, timeout=OP_TIMEOUT)
+                    history.ok(op)
+                    last_seen[key] = None
+                elif roll < 0.4:
                     op = history.invoke(client, key, "get")
                     value = get(http, url, key, timeout=OP_TIMEOUT)
                     history.ok(op, value)
                     last_seen[key] = value
-                elif roll < 0.7 or expected is None:
+                elif roll < 0.68 or expected is None:
                     op = history.invoke(client, key, "put", new)
                     put(http, url, key, new, timeout=OP_TIMEOUT)
                     history.ok(op)
@@ -137,11 +192,25 @@ def reference_events(url: str, last_revision: int) -> list[Event]:
     return events
 
 
-def check_watch_streams(streams: dict[str, list[Event]], reference: list[Event]) -> None:
-    """Each stream must be a prefix of the reference history: no gap, repeat, reordering or change."""
+def check_watch_streams(streams: dict[str, list[Event]], reference: list[Event],
+                        removed: Iterable[str] = ()) -> None:
+    """Each stream must be a prefix of the reference history: no gap, repeat, reordering or change (a
+    removed member's stream may have ended before its first event)."""
     for name, got in streams.items():
-        assert got, f"watcher on {name} got no event at all"
+        assert got or name in removed, f"watcher on {name} got no event at all"
         assert got == reference[:len(got)], _first_difference(name, got, reference)
+
+
+def check_txn_atomicity(txns: list[TxnRecord], reference: list[Event]) -> None:
+    """A two-key txn's writes are at one revision: its own if acknowledged; for an unknown outcome, both
+    at one revision or neither."""
+    at = {(key, value): rev for rev, kind, key, value in reference if kind == "PUT"}
+    for a, va, b, vb, rev in txns:
+        ra, rb = at.get((a, va)), at.get((b, vb))
+        if rev is not None:
+            assert ra == rb == rev, f"txn putting {a}={va}, {b}={vb} acknowledged at {rev}: at {ra}, {rb}"
+        else:
+            assert ra == rb, f"txn putting {a}={va}, {b}={vb} (outcome unknown) half applied: {ra}, {rb}"
 
 
 def _first_difference(name: str, got: list[Event], reference: list[Event]) -> str:
@@ -153,11 +222,14 @@ def _first_difference(name: str, got: list[Event], reference: list[Event]) -> st
 
 
 class Nemesis:
-    def __init__(self, cluster: Cluster, seed: int) -> None:
+    def __init__(self, cluster: Cluster, seed: int, replace: bool) -> None:
         self.cluster = cluster
         self.rng = random.Random(seed)
         self.log: list[str] = []
         self.started = time.monotonic()
+        self.replace_pending = replace
+        self.removed: list[str] = []
+        self.next_member = len(cluster.members) + 1
 
     def note(self, text: str) -> None:
         self.log.append(f"{time.monotonic() - self.started:7.2f}s {text}")
@@ -181,7 +253,10 @@ class Nemesis:
             others = [n for n in self.cluster.members if n != target]
             second = self.rng.choice(["kill", "pause"])
             faults.append((second, self._start(second, self.rng.choice(others))))
-        time.sleep(hold)
+        if self.replace_pending and self.rng.random() < 0.3 and len(faults) == 1:
+            self.replace_member(avoid=target)
+        else:
+            time.sleep(hold)
         for kind, repair in reversed(faults):
             repair()
             self.note(f"repaired {kind}")
@@ -225,6 +300,34 @@ class Nemesis:
             c.net.set_links([(a, b) for a in names for b in names if a != b], loss=loss)
         return repair
 
+    def replace_member(self, avoid: str) -> None:
+        """Add a learner (it catches up by snapshot), promote it, remove an old member; under the fault
+        being held. A step refused because of the fault is retried in a later round."""
+        c = self.cluster
+        name = f"n{self.next_member}"
+        via = self._leader_or_any()
+        try:
+            self.note(f"member add {name} (learner) via {via}")
+            member = c.add_member(name, via=via, learner=True)
+        except RpcError as exc:
+            self.note(f"member add refused: {exc.message}")
+            c.forget(name)
+            return
+        self.next_member += 1
+        self.replace_pending = False
+        try:
+            c.promote_when_in_sync(member.id, timeout=30)
+            self.note(f"promoted {name}")
+            victims = [n for n in c.members if n not in (name, avoid, self._leader_or_any())]
+            victim = self.rng.choice(victims)
+            c.member_call(self._leader_or_any(), "remove", {"ID": str(c.members[victim].id)})
+        except (RpcError, TimeoutError, AssertionError) as exc:
+            self.note(f"replacement stopped half way: {exc}")
+            return
+        self.note(f"member remove {victim}")
+        c.forget(victim)
+        self.removed.append(victim)
+
     def repair_all(self) -> None:
         c = self.cluster
         c.heal()
@@ -239,13 +342,17 @@ class Nemesis:
 def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
     seed = int(os.environ.get("NEMESIS_SEED", random.randrange(2**32)))
     seconds = float(os.environ.get("NEMESIS_SECONDS", "30"))
-    members = int(os.environ.get("NEMESIS_MEMBERS", "3"))
-    cluster = cluster_factory(members, seed=seed)
+    members = int(os.environ.get("NEMESIS_MEMBERS", "5"))
+    snapshot_count = int(os.environ.get("NEMESIS_SNAPSHOT_COUNT", "200"))
+    catch_up = os.environ.get("NEMESIS_CATCHUP_ENTRIES", "50")
+    cluster = cluster_factory(members, seed=seed, snapshot_count=snapshot_count,
+                              extra=["--experimental-snapshot-catchup-entries", catch_up])
     history = History()
+    txns: list[TxnRecord] = []
     stop = threading.Event()
-    clients = [threading.Thread(target=_client, args=(cluster, history, i, seed, stop), daemon=True)
+    clients = [threading.Thread(target=_client, args=(cluster, history, i, seed, stop, txns), daemon=True)
                for i in range(CLIENTS)]
-    nemesis = Nemesis(cluster, seed)
+    nemesis = Nemesis(cluster, seed, replace=os.environ.get("NEMESIS_REPLACE", "1") != "0")
     watch_stop = threading.Event()
     watchers = [Watcher(cluster, name, watch_stop) for name in cluster.members]
     context = ""
@@ -262,6 +369,9 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
         cluster.wait_leader(timeout=30)
         nemesis.note("leader elected after repair")
         settled = history.counts["put ok"] + history.counts["get ok"] + history.counts["cas ok"]
+        if nemesis.replace_pending:
+            nemesis.replace_member(avoid="")  # no fault came with a chance for it: replace now
+        nemesis.repair_all()
         # The clients go on for a while against the repaired cluster: it must serve them.
         deadline = time.monotonic() + 20
         while (history.counts["put ok"] + history.counts["get ok"] + history.counts["cas ok"] < settled + 20
@@ -274,6 +384,8 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
         # The watchers catch up with the last write, then their streams are compared with the history.
         last_revision = max((mod for _, _, mod, _ in data.values()), default=0)
         for w in watchers:
+            if w.name in nemesis.removed:
+                continue
 
             def caught_up(w: Watcher = w) -> bool:
                 return bool(w.events) and w.events[-1][0] >= last_revision
@@ -282,7 +394,8 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
         watch_stop.set()
         reference = reference_events(cluster.url(cluster.leader()), last_revision)
         assert reference and reference[-1][0] == last_revision
-        check_watch_streams({w.name: list(w.events) for w in watchers}, reference)
+        check_watch_streams({w.name: list(w.events) for w in watchers}, reference, nemesis.removed)
+        check_txn_atomicity(list(txns), reference)
         # Final reads: every key on every member, linearizable, in the history as one more client.
         with httpx.Client() as http:
             for name in cluster.members:
@@ -290,7 +403,8 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
                     op = history.invoke(99, key, "get")
                     history.ok(op, get(http, cluster.url(name), key, timeout=5.0))
         ops = history.finish()
-        context = (f"seed {seed} (NEMESIS_SEED={seed} to repeat)\nfaults:\n  " + "\n  ".join(nemesis.log)
+        context = (f"seed {seed} (NEMESIS_SEED={seed} to repeat), {len(txns)} two-key txns\nfaults:\n  "
+                   + "\n  ".join(nemesis.log)
                    + f"\noperations: {dict(history.counts)}\nwatch events: {len(reference)}, reconnects "
                    + str({w.name: w.reconnects for w in watchers}))
         (tmp_path / "history.jsonl").write_text("\n".join(

@@ -2,7 +2,7 @@
 
 Writes land in an unsynced tail (the OS page cache) and become durable only when sync() is called,
 which the simulated driver does when Ready.must_sync says so (or a snapshot is saved), as
-app/server/raft_node.py does with fdatasync. A crash keeps the durable part plus a random prefix of the
+app/server/node_core.py does with fdatasync. A crash keeps the durable part plus a random prefix of the
 unsynced tail: a kill -9 keeps all of it, a power loss may drop any suffix, and a write never
 survives without the writes before it. Restart rebuilds the Raft storage from what survived.
 """

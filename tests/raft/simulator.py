@@ -2,7 +2,7 @@
 
 Fake clock (ticks), fake network (drop, delay, duplicate, reorder, symmetric and one-way
 partitions), client proposals and reads, membership changes and leadership transfers. Each
-node is driven the way app/server/raft_node.py drives the real one: a leader sends a Ready's messages
+node is driven the way app/server/node_core.py drives the real one: a leader sends a Ready's messages
 before persisting it, everyone else after; writes go to a simulated disk (sim_disk.py) that is
 synced only when Ready.must_sync asks, and a crash (at random, or at any point of Ready
 handling) loses a random suffix of the unsynced writes. Restarts rebuild Raft from that disk.
@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from etcdpy.app.server.raft_node import commits_unpersisted
+from etcdpy.app.server.node_core import commits_unpersisted
 from etcdpy.raft import (
     ConfChange,
     ConfChangeSingle,
@@ -432,7 +432,7 @@ class Simulator:
     # -- the Ready loop ---------------------------------------------------------------------
 
     def sends_before_persisting(self, node: SimNode, rd: Ready) -> bool:
-        """app/server/raft_node.py's rule: a leader replicates while it persists, unless the Ready commits
+        """app/server/node_core.py's rule: a leader replicates while it persists, unless the Ready commits
         entries it is only now persisting (a one-voter leader); everyone else replies only once what
         the reply promises (a vote, an acknowledged entry) is on disk."""
         return node.role == StateType.LEADER and not commits_unpersisted(rd)

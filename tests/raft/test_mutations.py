@@ -231,7 +231,7 @@ def test_random_runs_catch_mutation(name: str, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_one_voter_leader_sending_before_its_sync_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The regression seeds of app/server/raft_node.py's send order still reach the bug they pin: a leader
+    """The regression seeds of app/server/node_core.py's send order still reach the bug they pin: a leader
     that alone is a quorum sending its Ready (announcing entries as committed) before syncing it."""
 
     def leader_always_first(self: Simulator, node: SimNode, rd: Ready) -> bool:
