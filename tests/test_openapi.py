@@ -49,7 +49,7 @@ def test_etcd_json_is_described_for_generators() -> None:
     assert schemas["SortOrder"]["enum"] == ["NONE", "ASCEND", "DESCEND"]
     for path in ("/v3/watch", "/v3/lease/keepalive", "/v3/maintenance/snapshot", "/v3/election/observe"):
         ok = doc["paths"][path]["post"]["responses"]["200"]["content"]
-        assert list(ok) == ["application/x-ndjson"], path
+        assert list(ok) == ["application/x-ndjson", "application/json"], path
         item = ok["application/x-ndjson"]["schema"]["$ref"].rsplit("/", 1)[1]
         assert list(schemas[item]["properties"]) == ["result"], path
     put = doc["paths"]["/v3/kv/put"]["post"]["responses"]

@@ -10,8 +10,9 @@ openapi-typescript) read and write it unchanged:
   grpc-gateway writes them; bytes are base64 strings (`contentEncoding: base64`, no `format: byte`, which
   some generators map to types that refuse binary values); enums are strings, by name.
 - The streaming RPCs (`/v3/watch`, `/v3/lease/keepalive`, `/v3/maintenance/snapshot`,
-  `/v3/election/observe`) answer `application/x-ndjson`: one `{"result": <Response>}` object a line;
-  the media type's schema is that line's (the *item* schema).
+  `/v3/election/observe`) answer newline-delimited JSON: one `{"result": <Response>}` object a line.
+  They are described as `application/x-ndjson` with the line's schema (the *item* schema), and also
+  as `application/json`, the Content-Type etcd's gateway (and so etcdpy) labels them with.
 - Every error is etcd's `Status` object (`{"error", "message", "code"}`), listed per HTTP status.
 - The token is the `etcdToken` security scheme: the raw `Authorization` header, as etcd's gateway reads it.
 """
@@ -27,9 +28,9 @@ from etcdpy.app.gateway.schema import ENUMS, MESSAGES, RPCS, Field
 
 _SCALAR_SCHEMAS: dict[str, dict[str, Any]] = {
     "bytes": {"type": "string", "contentEncoding": "base64", "description": "standard base64 with padding"},
-    "int64": {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$",
+    "int64": {"type": "string", "format": "int64", "pattern": "^-?(0|[1-9][0-9]*)$",
               "description": "decimal; numbers accepted on input"},
-    "uint64": {"type": "string", "format": "uint64", "pattern": "^[0-9]+$",
+    "uint64": {"type": "string", "format": "uint64", "pattern": "^(0|[1-9][0-9]*)$",
                "description": "decimal; numbers accepted on input"},
     "int32": {"type": "integer", "format": "int32"},
     "uint32": {"type": "integer", "format": "int64"},
@@ -102,7 +103,10 @@ def _rpc_success(rpc_response: str) -> dict[str, Any]:
         return {"description": "A stream: one JSON object a line (`{\"result\": …}`), until the body or "
                                "the connection ends. An error after the first line is a line "
                                "`{\"error\": {…}}`.",
-                "content": {NDJSON: {"schema": {"$ref": f"#/components/schemas/{rpc_response}"}}}}
+                # Served as `application/json`, the label etcd's gateway gives the same stream; the
+                # x-ndjson entry says what the body really is, for clients that read it line by line.
+                "content": {NDJSON: {"schema": {"$ref": f"#/components/schemas/{rpc_response}"}},
+                            **_json_body(rpc_response)}}
     return {"description": "OK", "content": _json_body(rpc_response)}
 
 
