@@ -27,7 +27,8 @@ from fastapi.openapi.utils import get_openapi
 from etcdpy.app.gateway.schema import ENUMS, MESSAGES, RPCS, Field
 
 _SCALAR_SCHEMAS: dict[str, dict[str, Any]] = {
-    "bytes": {"type": "string", "contentEncoding": "base64", "description": "standard base64 with padding"},
+    "bytes": {"type": "string", "contentEncoding": "base64", "description": "standard base64 with padding",
+              "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"},
     "int64": {"type": "string", "format": "int64", "pattern": "^-?(0|[1-9][0-9]*)$",
               "description": "decimal; numbers accepted on input"},
     "uint64": {"type": "string", "format": "uint64", "pattern": "^(0|[1-9][0-9]*)$",
@@ -93,12 +94,26 @@ EXTRA_SCHEMAS: dict[str, Any] = {
 }
 
 
+# OpenAPI links: what a client (and schemathesis's stateful runs) may call next with an answer's data.
+LINKS: dict[str, dict[str, Any]] = {
+    "/v3/kv/put": {
+        "RangeThePutKey": {"operationId": "kv_range", "requestBody": {"key": "$request.body#/key"}},
+        "DeleteThePutKey": {"operationId": "kv_deleterange", "requestBody": {"key": "$request.body#/key"}},
+    },
+    "/v3/lease/grant": {
+        "TimeToLiveOfTheLease": {"operationId": "lease_timetolive",
+                                 "requestBody": {"ID": "$response.body#/ID"}},
+        "RevokeTheLease": {"operationId": "lease_revoke", "requestBody": {"ID": "$response.body#/ID"}},
+    },
+}
+
+
 def error_responses() -> dict[str, Any]:
     return {status: {"description": what, "content": _json_body("Status")}
             for status, what in ERROR_STATUSES.items()}
 
 
-def _rpc_success(rpc_response: str) -> dict[str, Any]:
+def _rpc_success(rpc_response: str, links: dict[str, Any] | None = None) -> dict[str, Any]:
     if rpc_response.endswith("StreamLine"):
         return {"description": "A stream: one JSON object a line (`{\"result\": …}`), until the body or "
                                "the connection ends. An error after the first line is a line "
@@ -107,7 +122,10 @@ def _rpc_success(rpc_response: str) -> dict[str, Any]:
                 # x-ndjson entry says what the body really is, for clients that read it line by line.
                 "content": {NDJSON: {"schema": {"$ref": f"#/components/schemas/{rpc_response}"}},
                             **_json_body(rpc_response)}}
-    return {"description": "OK", "content": _json_body(rpc_response)}
+    ok: dict[str, Any] = {"description": "OK", "content": _json_body(rpc_response)}
+    if links:
+        ok["links"] = links
+    return ok
 
 
 def _type_fastapi_routes(paths: dict[str, Any]) -> None:
@@ -153,7 +171,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 "operationId": op_id,
                 "tags": [rpc.path.split("/")[2]],
                 "requestBody": {"required": False, "content": _json_body(rpc.request)},
-                "responses": {"200": _rpc_success(rpc.response), **error_responses()},
+                "responses": {"200": _rpc_success(rpc.response, LINKS.get(rpc.path)), **error_responses()},
             }
         }
     return doc
