@@ -159,3 +159,9 @@ def internal_error(exc: BaseException, where: str) -> EtcdError:
     at = f" at {origin.tb_frame.f_code.co_filename}:{origin.tb_lineno}" if origin is not None else ""
     log.error("%s: unexpected %s: %.200s%s", where, type(exc).__name__, text, at)
     return EtcdError(text, UNKNOWN)
+
+# The plain REST view (`/kv/{key}`, beyond etcd): its own answers, in etcd's error shape.
+REST_KEY_NOT_FOUND = ("etcdpy: key not found", NOT_FOUND)
+REST_PRECONDITION_FAILED = ("etcdpy: precondition failed: the key's mod_revision does not match",
+                            FAILED_PRECONDITION)
+REST_BAD_PARAMETER = ("etcdpy: invalid query parameter", INVALID_ARGUMENT)

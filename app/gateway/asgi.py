@@ -24,6 +24,7 @@ from etcdpy.app.gateway import (
     lease,
     lock,
     maintenance,
+    rest_kv,
     ui,
 )
 from etcdpy.app.gateway.dispatch import Gateway, Routes
@@ -82,6 +83,7 @@ def create_api(server: EtcdServer | None) -> FastAPI:
 
     api.openapi = openapi  # type: ignore[method-assign]
     ui.install(api, server)
+    rest_kv.install(api, server)
     if server is None:
         sse.install(api, None, "*")
         election_sse.install(api, None, "*")

@@ -128,6 +128,7 @@ def clean_path(path: str) -> str:
     return cleaned
 
 
+REST_KV_PREFIX = "/kv/"  # rest_kv.REST_PREFIX (not imported: rest_kv sits above the dispatcher)
 DEADLINE = EtcdError("context deadline exceeded", DEADLINE_EXCEEDED)
 access_log = logging.getLogger("etcdpy.access")
 
@@ -156,7 +157,8 @@ class Gateway:
             await respond(send, 200, b"", CORS)
             return
         cleaned = clean_path(path)
-        if cleaned != path:
+        # The plain REST view's path is a key (any bytes, `//` and `..` included): never cleaned.
+        if cleaned != path and not path.startswith(REST_KV_PREFIX):
             await respond(send, 301, b"", [(b"location", cleaned.encode()), *CORS])
             return
         if path.startswith("/v3beta/"):
