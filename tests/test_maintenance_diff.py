@@ -5,6 +5,7 @@ Exact-byte cases for alarms live in tests/conformance/cases/maintenance.py."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -24,31 +25,32 @@ NOSPACE = {"error": "etcdserver: mvcc: database space exceeded",
            "message": "etcdserver: mvcc: database space exceeded", "code": 8}
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
-    etcd = start_etcd(tmp_path_factory.mktemp("etcd"), extra=QUOTA)
+@contextlib.contextmanager
+def _both(tmp_path_factory: pytest.TempPathFactory, name: str,
+          extra: list[str]) -> Iterator[dict[str, Server]]:
+    """Real etcd and etcdpy, started alike."""
+    etcd = start_etcd(tmp_path_factory.mktemp(f"etcd{name}"), extra=extra)
     try:
-        etcdpy = start_etcdpy(tmp_path_factory.mktemp("etcdpy"), extra=QUOTA)
+        etcdpy = start_etcdpy(tmp_path_factory.mktemp(f"etcdpy{name}"), extra=extra)
         try:
             yield {"etcd": etcd, "etcdpy": etcdpy}
         finally:
             etcdpy.stop()
     finally:
         etcd.stop()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    with _both(tmp_path_factory, "", QUOTA) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     """Servers without a small quota, for tests that need more data than the quota story allows."""
-    etcd = start_etcd(tmp_path_factory.mktemp("etcd-plain"))
-    try:
-        etcdpy = start_etcdpy(tmp_path_factory.mktemp("etcdpy-plain"))
-        try:
-            yield {"etcd": etcd, "etcdpy": etcdpy}
-        finally:
-            etcdpy.stop()
-    finally:
-        etcd.stop()
+    with _both(tmp_path_factory, "-plain", []) as both:
+        yield both
 
 
 def _post(url: str, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -172,15 +174,8 @@ def test_hashkv_and_downgrade_are_etcd_35_additions(servers: dict[str, Server]) 
 @pytest.fixture(scope="module")
 def with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     """Quota servers with auth on, so writes are proposed stamped with their user."""
-    etcd = start_etcd(tmp_path_factory.mktemp("etcd-auth"), extra=QUOTA)
-    try:
-        etcdpy = start_etcdpy(tmp_path_factory.mktemp("etcdpy-auth"), extra=QUOTA)
-        try:
-            yield {"etcd": etcd, "etcdpy": etcdpy}
-        finally:
-            etcdpy.stop()
-    finally:
-        etcd.stop()
+    with _both(tmp_path_factory, "-auth", QUOTA) as both:
+        yield both
 
 
 def _root_token(url: str) -> str:

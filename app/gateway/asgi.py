@@ -11,6 +11,7 @@ from fastapi import FastAPI, WebSocket
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from etcdpy.app.gateway import (
     auth,
@@ -27,6 +28,7 @@ from etcdpy.app.gateway import (
     rest_kv,
     ui,
 )
+from etcdpy.app.gateway.cors import Cors, CorsFilter
 from etcdpy.app.gateway.dispatch import Gateway, Routes
 from etcdpy.app.gateway.openapi_doc import build_openapi
 from etcdpy.app.gateway.watch import sse
@@ -49,10 +51,13 @@ def gateway_routes() -> Routes:
     )
 
 
-def create_app(server: EtcdServer) -> Gateway:
+def create_app(server: EtcdServer) -> ASGIApp:
+    """The client URLs' app: the gateway, and etcd's `--cors` on every answer when it lists origins."""
     routes = gateway_routes()
     server.metrics.requests.configure(grpc_names.names, [*routes.rpcs, *routes.streams])
-    return Gateway(server, create_api(server), routes)
+    gateway = Gateway(server, create_api(server), routes)
+    cors = Cors(server.config.cors)
+    return gateway if cors.allow_all else CorsFilter(gateway, cors)
 
 
 def create_api(server: EtcdServer | None) -> FastAPI:

@@ -43,6 +43,7 @@ from starlette.types import Receive, Scope, Send
 
 from etcdpy.app.errors import EtcdError, to_etcd_error
 from etcdpy.app.gateway import learner_gate
+from etcdpy.app.gateway.cors import Cors
 from etcdpy.app.gateway.watch.encode import event_json
 from etcdpy.app.server.auth import AuthInfo, AuthService, request_cert_cn, request_token
 from etcdpy.app.server.watch_service import Session, WatchService
@@ -69,25 +70,6 @@ def prefix_end(prefix: bytes) -> bytes:
             end[i] += 1
             return bytes(end[: i + 1])
     return GTE_RANGE_END
-
-
-class Cors:
-    def __init__(self, spec: str) -> None:
-        self.origins = {o.strip() for o in spec.split(",") if o.strip()}
-
-    def allow(self, origin: str | None) -> str | None:
-        if "*" in self.origins:
-            return "*"
-        if origin and origin in self.origins:
-            return origin
-        return None
-
-    def headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
-        allowed = self.allow(origin)
-        out = [(b"vary", b"Origin")]
-        if allowed is not None:
-            out.append((b"access-control-allow-origin", allowed.encode()))
-        return out
 
 
 def _sse(event: str | None, data: dict[str, Any], eid: int | None = None) -> bytes:
