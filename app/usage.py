@@ -101,6 +101,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("experimental-initial-corrupt-check",
          "Enable to check data corruption before serving any client/peer traffic."),
         ("experimental-corrupt-check-time", "Duration of time between cluster corruption check passes."),
+        ("experimental-snapshot-catchup-entries", "Number of entries for a slow follower to catch up after "
+                                                  "compacting the raft storage entries."),
         ("experimental-advertise-version", "The server version this member announces (etcdpy, for tests of "
                                            "the cluster version rules)."),
     ]),

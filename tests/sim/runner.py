@@ -56,7 +56,17 @@ def _base_dir() -> str:
 
 
 def run_seed(seed: int, *, workload_s: float = WORKLOAD_S) -> SimResult:
-    logging.getLogger("etcdpy").setLevel(logging.CRITICAL + 1)  # a simulated fatal is not news
+    # A simulated fatal is not news; the level is put back so later tests still see etcdpy's logs.
+    logger = logging.getLogger("etcdpy")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        return _run_seed(seed, workload_s)
+    finally:
+        logger.setLevel(level)
+
+
+def _run_seed(seed: int, workload_s: float) -> SimResult:
     rng = random.Random(seed)
     loop = SimLoop()
     unexpected: list[str] = []
