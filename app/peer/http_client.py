@@ -75,25 +75,20 @@ class HttpConn:
     async def post(self, path: str, body: bytes, content_type: str = "application/json",
                    authorization: str | None = None) -> tuple[int, bytes]:
         """One keep-alive request; a chunked answer (stream paths, errors) is joined into one body."""
-        reused = self._writer is not None
+        if self._writer is not None and self.reader.at_eof():
+            # The server closed this idle keep-alive connection (uvicorn does after 5 s): a new one.
+            await self.close()
         if self._writer is None:
             await self.connect()
         extra = f"Content-Length: {len(body)}\r\n"
         if authorization is not None:
             extra += f"Authorization: {authorization}\r\n"
         request = self._head(path, extra, content_type) + body
-        try:
-            self.writer.write(request)
-            status, headers = await self.read_head()
-        except (ConnectionError, asyncio.IncompleteReadError) as e:
-            # A server may close an idle keep-alive connection (uvicorn does after 5 s); when not a
-            # byte of the answer came back, the request was not served: retry once, freshly connected.
-            if not reused or (isinstance(e, asyncio.IncompleteReadError) and e.partial):
-                raise
-            await self.close()
-            await self.connect()
-            self.writer.write(request)
-            status, headers = await self.read_head()
+        # Never sent twice: a request whose answer did not come back may still have been served (a
+        # member killed or cut off after reading it), and a resent batch of Raft proposals would be
+        # appended, and applied, twice. The caller decides what a lost answer means.
+        self.writer.write(request)
+        status, headers = await self.read_head()
         if "content-length" in headers:
             data = await self.reader.readexactly(int(headers["content-length"]))
         elif headers.get("transfer-encoding", "").lower() == "chunked":
