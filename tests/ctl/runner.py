@@ -52,7 +52,15 @@ class Run:
 
     def learn_cluster(self) -> None:
         """Record this server's cluster/member ids and URLs so they normalise to placeholders."""
-        resp = httpx.post(f"http://{self.endpoint}/v3/cluster/member/list", content=b"{}", timeout=5).json()
+        # A member publishes its client URLs through Raft just after it starts serving (etcd does so
+        # before it serves); wait for that, or the URLs would not be learned as placeholders.
+        deadline = time.monotonic() + 10
+        while True:
+            resp = httpx.post(f"http://{self.endpoint}/v3/cluster/member/list", content=b"{}",
+                              timeout=5).json()
+            if all(m.get("clientURLs") for m in resp["members"]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         header = resp["header"]
         self.learn("CLUSTER", int(header["cluster_id"]))
         self.learn("MEMBER", int(header["member_id"]))
