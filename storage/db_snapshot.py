@@ -11,7 +11,7 @@ import hashlib
 import os
 import shutil
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -26,7 +26,7 @@ class SnapshotCorruptError(Exception):
     """The stream ended early or its checksum does not match."""
 
 
-def dump_to_file(db: Rdict, path: str) -> int:
+def dump_to_file(families: Mapping[str, Rdict], path: str) -> int:
     """Write the whole database to `path` in the stream format; returns its size in bytes.
 
     rocksdict's snapshot iterators do not honour the snapshot, so consistency comes from running
@@ -39,7 +39,7 @@ def dump_to_file(db: Rdict, path: str) -> int:
         buf: list[bytes] = []
         pending = 0
         for number, name in enumerate(FAMILIES):
-            it = db.get_column_family(name).iter()
+            it = families[name].iter()
             it.seek_to_first()
             while it.valid():
                 key, value = it.key(), it.value()

@@ -73,7 +73,7 @@ def hash_all(store: MVCCStore) -> int:
     crc = 0
     for name in FAMILIES:
         crc = zlib.crc32(name.encode(), crc)
-        it = store.db.get_column_family(name).iter()
+        it = store.families[name].iter()
         it.seek_to_first()
         while it.valid():
             key = it.key()
@@ -85,8 +85,7 @@ def hash_all(store: MVCCStore) -> int:
 
 def defragment(store: MVCCStore) -> None:
     """Flush and fully compact every family (blocking: RocksDB does the work; run it off the loop)."""
-    for name in FAMILIES:
-        family = store.db.get_column_family(name)
+    for family in store.families.values():
         family.flush()
         family.compact_range(None, None)
 
@@ -94,8 +93,7 @@ def defragment(store: MVCCStore) -> None:
 def size_in_use(store: MVCCStore) -> int:
     """RocksDB's estimate of live data plus memtables: what a defragment would shrink the size to."""
     total = 0
-    for name in FAMILIES:
-        family = store.db.get_column_family(name)
+    for family in store.families.values():
         for prop in ("rocksdb.estimate-live-data-size", "rocksdb.cur-size-all-mem-tables"):
             total += family.property_int_value(prop) or 0
     return min(total, store.db_size())

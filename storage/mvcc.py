@@ -97,12 +97,16 @@ class MVCCStore:
         opts.set_max_total_wal_size(MAX_ROCKSDB_WAL_BYTES)
         families = {name: Options(raw_mode=True) for name in FAMILIES}
         self.db = _open_rdict(self.path, opts, families)
-        self.kv = self.db.get_column_family("kv")
-        self.index = self.db.get_column_family("index")
-        self.latest = self.db.get_column_family("latest")
-        self.meta = self.db.get_column_family("meta")
-        self.lease = self.db.get_column_family("lease")
-        self.auth = self.db.get_column_family("auth")
+        # One object per family for the life of the database: rocksdict flushes a family's memtable
+        # when a column-family object is dropped, so a temporary one (say, per quota check) would
+        # write an SST file per request.
+        self.families = {name: self.db.get_column_family(name) for name in FAMILIES}
+        self.kv = self.families["kv"]
+        self.index = self.families["index"]
+        self.latest = self.families["latest"]
+        self.meta = self.families["meta"]
+        self.lease = self.families["lease"]
+        self.auth = self.families["auth"]
         self.handles = {name: self.db.get_column_family_handle(name) for name in FAMILIES}
         self.applied_index = _read_u64(self.meta.get(META_APPLIED_INDEX))
         # etcd's first revision is 1: a fresh store answers reads with header revision 1.
@@ -120,12 +124,12 @@ class MVCCStore:
 
     def close(self) -> None:
         # Flush memtables so the next open has nothing to replay (a clean restart serves at once).
-        for name in FAMILIES:
-            self.db.get_column_family(name).flush()
+        for family in self.families.values():
+            family.flush()
         self.db.close()
         # RocksDB's lock is released only when the last Python reference to the database (column
         # families and handles included) is gone, so drop them all: the path can then be reopened.
-        for name in ("kv", "index", "latest", "meta", "lease", "auth", "handles", "db"):
+        for name in ("kv", "index", "latest", "meta", "lease", "auth", "families", "handles", "db"):
             self.__dict__.pop(name, None)
         # A reference cycle (an exception's traceback holding a frame with an iterator) keeps the
         # database, and its lock, until the collector runs; collect now so the reopen in `replace_with`
@@ -324,8 +328,7 @@ class MVCCStore:
 
     def db_size(self) -> int:
         total = 0
-        for name in FAMILIES:
-            cf = self.db.get_column_family(name)
+        for cf in self.families.values():
             for prop in ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"):
                 value = cf.property_int_value(prop)
                 total += value or 0

@@ -174,7 +174,7 @@ async def snapshot(server: EtcdServer, scope: Scope, receive: Receive, send: Sen
     try:
         try:
             # Blocking on purpose: applies run on this loop, so the dump is one consistent state.
-            total = db_snapshot.dump_to_file(server.store.db, path)
+            total = db_snapshot.dump_to_file(server.store.families, path)
         except (OSError, StorageError) as exc:
             await writer.fail(to_etcd_error(exc))
             return

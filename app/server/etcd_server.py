@@ -206,7 +206,7 @@ class EtcdServer:
             self.member_id,
             unreachable=self.node.report_unreachable,
             snapshot_done=self.node.report_snapshot,
-            dump_snapshot=lambda path: db_snapshot.dump_to_file(self.store.db, path),
+            dump_snapshot=lambda path: db_snapshot.dump_to_file(self.store.families, path),
             removed=self._removed,
             ssl=self.peer_ssl,
             local_url=self.config.initial_advertise_peer_urls[0] if self.config.initial_advertise_peer_urls

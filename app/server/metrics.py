@@ -346,8 +346,8 @@ def _labelled(name: str, doc: str, label: str, value: str) -> GaugeMetricFamily:
 def _live_bytes(store: Any) -> int:
     """RocksDB's estimate of live data (bbolt's in-use bytes is the nearest equivalent)."""
     total = 0
-    for name in ("kv", "index", "latest", "meta", "lease", "auth"):
-        value = store.db.get_column_family(name).property_int_value("rocksdb.estimate-live-data-size")
+    for family in store.families.values():
+        value = family.property_int_value("rocksdb.estimate-live-data-size")
         total += value or 0
     return min(total, store.db_size()) if total else store.db_size()
 

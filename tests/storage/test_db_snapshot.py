@@ -36,7 +36,7 @@ def test_install_cut_between_steps_leaves_old_or_new_database(tmp_path: Path, mo
                                                               crash_at_rename: int) -> None:
     leader = store_with(tmp_path / "leader", [b"a", b"b", b"c"])
     dump = str(tmp_path / "dump")
-    db_snapshot.dump_to_file(leader.db, dump)
+    db_snapshot.dump_to_file(leader.families, dump)
     leader.close()
     follower = store_with(tmp_path / "follower", [b"old"])
     path = follower.path
@@ -65,7 +65,7 @@ def test_install_cut_between_steps_leaves_old_or_new_database(tmp_path: Path, mo
 def test_install_replaces_the_database(tmp_path: Path) -> None:
     leader = store_with(tmp_path / "leader", [b"a", b"b"])
     dump = str(tmp_path / "dump")
-    db_snapshot.dump_to_file(leader.db, dump)
+    db_snapshot.dump_to_file(leader.families, dump)
     leader.close()
     follower = store_with(tmp_path / "follower", [b"old"])
     follower.replace_with(lambda p: db_snapshot.load(p, db_snapshot.read_chunks(dump)))

@@ -73,7 +73,7 @@ def test_defragment_returns_the_space_of_compacted_history(tmp_path: Path) -> No
         for _ in range(30):
             h.put(b"big", value)
         for name in ("kv", "index", "latest", "meta"):
-            h.store.db.get_column_family(name).flush()
+            h.store.families[name].flush()
         before = h.store.db_size()
         h.delete(b"big")
         _compact(h, h.store.current_revision, physically=True)
@@ -91,7 +91,7 @@ def test_dump_records_round_trip_and_damage_is_refused(tmp_path: Path) -> None:
     try:
         _history(h)
         path = str(tmp_path / "dump")
-        size = db_snapshot.dump_to_file(h.store.db, path)
+        size = db_snapshot.dump_to_file(h.store.families, path)
     finally:
         h.store.close()
     assert db_snapshot.stream_length(path) == size
