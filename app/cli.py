@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from etcdpy.app import logs, usage
+from etcdpy.app import interpreter, logs, usage
 from etcdpy.app.config import Config, ConfigError, HelpRequested, VersionRequested, parse_args
-from etcdpy.app.gateway.asgi import create_app
+from etcdpy.app.front.pool import WorkerPool, default_count, member_socket
+from etcdpy.app.gateway.asgi import create_app, gateway_routes
 from etcdpy.app.gateway.health import MetricsApp, version_body
 from etcdpy.app.peer.transport import PeerApp, fetch_members, fetch_version
 from etcdpy.app.server.cluster_version import VersionError, check_can_join
@@ -127,6 +128,15 @@ async def serve(config: Config) -> None:
         version=lambda: version_body(server),
     )
     server.fetch_version = functools.partial(fetch_version, ssl=tls.peer_client)
+    # Front workers take the plain-HTTP client sockets; this process then serves its private socket.
+    workers = config.client_workers if config.client_workers >= 0 else default_count()
+    pool: WorkerPool | None = None
+    if workers > 0 and False in client_groups:
+        plain = client_groups[False]
+        private, name = member_socket()
+        bound.append(private)
+        client_groups[False] = [private]
+        pool = WorkerPool(workers, plain, name, list(gateway_routes().rpcs), client_app)
     # The first client server runs in the foreground; the others stop when it does.
     clients = [(_uvicorn(client_app, config, tls.client if https else None, tls.client_cert_auth), socks)
                for https, socks in client_groups.items()]
@@ -141,9 +151,14 @@ async def serve(config: Config) -> None:
     log.info("member %x serving clients on %s, peers on %s", server.member_id,
              ", ".join(config.listen_client_urls), ", ".join(config.listen_peer_urls))
     background = [(other, asyncio.create_task(other.serve(sockets=socks))) for other, socks in others]
+    interpreter.freeze_startup_objects()
     try:
+        if pool is not None:
+            await pool.start()
         await client_server.serve(sockets=client_sockets)
     finally:
+        if pool is not None:
+            await pool.stop()
         for other, _ in background:
             other.should_exit = True
         for _, task in background:
@@ -180,12 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         print(exc, file=sys.stderr)
         sys.exit(exc.exit_code)
     logs.setup(config.logger, config.log_outputs, config.log_level, config.name)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    interpreter.tune()
     try:
         asyncio.run(serve(config))
     except ConfigError as exc:

@@ -109,6 +109,8 @@ class Config:
     logger: str = "capnslog"  # etcd 3.4's default; "zap" writes JSON lines
     log_outputs: list[str] = field(default_factory=lambda: ["default"])
     access_log: bool = False  # beyond etcd: one log line per gateway request
+    # Beyond etcd: processes that parse clients' HTTP (app/front); -1 = one per core beyond the first.
+    client_workers: int = -1
     # Beyond etcd, for tests of mixed-version clusters: the server version this member announces.
     experimental_advertise_version: str = ""
     config_file: str = ""

@@ -91,6 +91,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
                         "systemd, or list of comma separated output targets."),
         ("log-level", "Configures log level. Only supports debug, info, warn, error, panic, or fatal."),
         ("access-log", "Log every client request (etcdpy; off by default)."),
+        ("client-workers", "Processes that serve plain-HTTP clients beside this one (etcdpy; -1 = one per "
+                           "core beyond the first, 0 = none)."),
     ]),
     ("Profiling and Monitoring", [
         ("listen-metrics-urls", "List of URLs to listen on for the metrics and health endpoints."),

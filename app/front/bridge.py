@@ -1,0 +1,112 @@
+"""The member's end of a front worker's channel: each request frame runs through the member's client
+ASGI application exactly as an HTTP request would, and the collected answer goes back as one frame."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.types import ASGIApp, Message
+
+from etcdpy.app.front import frames
+
+log = logging.getLogger(__name__)
+
+
+class MemberChannel(asyncio.Protocol):
+    def __init__(self, app: ASGIApp, server_addr: tuple[str, int] | None) -> None:
+        self.app = app
+        self.server_addr = server_addr
+        self.reader = frames.FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._out: list[bytes] = []
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            received = self.reader.feed(data)
+        except ValueError:
+            log.exception("front worker channel is corrupt; closing it")
+            assert self.transport is not None
+            self.transport.close()
+            return
+        for frame in received:
+            if frame[0] == frames.REQUEST:
+                gone = asyncio.Event()
+                task = asyncio.ensure_future(self._serve(frame, gone))
+                self.running[frame[1]] = (task, gone)
+            elif frame[0] == frames.CANCEL:
+                entry = self.running.get(frame[1])
+                if entry is not None:
+                    entry[1].set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for task, _ in self.running.values():
+            task.cancel()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _send(self, frame: list[Any]) -> None:
+        # Answers finished in one loop iteration go out in one write.
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(frames.encode(frame))
+
+    def _flush(self) -> None:
+        if self.transport is not None and not self.transport.is_closing() and self._out:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+
+    async def _serve(self, frame: list[Any], gone: asyncio.Event) -> None:
+        _, rid, method, path, query, headers, client, body = frame
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode("latin-1"),
+            "query_string": query,
+            "root_path": "",
+            "headers": [(name, value) for name, value in headers],
+            "client": tuple(client) if client else None,
+            "server": self.server_addr,
+        }
+        sent_body = False
+        status = 500
+        out_headers: list[list[bytes]] = []
+        chunks: list[bytes] = []
+
+        async def receive() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out_headers.extend([name, value] for name, value in message.get("headers", ()))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            return
+        except Exception:  # noqa: BLE001 - the gateway answers its own errors; this is a last resort
+            log.exception("front request %s failed", path)
+            status, out_headers, chunks = 500, [[b"content-length", b"0"]], []
+        finally:
+            self.running.pop(rid, None)
+        if not gone.is_set():
+            self._send([frames.RESPONSE, rid, status, out_headers, b"".join(chunks)])

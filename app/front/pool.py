@@ -1,0 +1,118 @@
+"""Starts the member's front workers on its plain-HTTP client sockets, restarts one that dies, and
+stops them all before the member exits (so its port is free when it is gone).
+
+The member keeps the listening sockets but never accepts on them: every client connection goes to a
+worker. The member's own HTTP server listens instead on a private abstract Unix socket, which
+workers splice the connections they do not answer themselves to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+
+from starlette.types import ASGIApp
+
+from etcdpy.app.front.bridge import MemberChannel
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 0.5
+
+
+def default_count() -> int:
+    """One worker per core beyond the first (the member's own process keeps one busy); none on a
+    single core, where workers would only add a hop."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores - 1
+
+
+def member_socket() -> tuple[socket.socket, str]:
+    """The private socket the member's HTTP server listens on, and its name in the Linux abstract
+    namespace (no file to clean up; the name is given without its leading NUL, which argv cannot hold)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    name = f"etcdpy-front-{os.getpid()}-{os.urandom(4).hex()}"
+    sock.bind("\0" + name)
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock, name
+
+
+class WorkerPool:
+    def __init__(self, count: int, listening: list[socket.socket], member_http: str, paths: list[str],
+                 app: ASGIApp) -> None:
+        self.count = count
+        self.listening = listening
+        self.member_http = member_http
+        self.paths = paths
+        self.app = app
+        self._tasks: list[asyncio.Task[None]] = []
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._stopping = False
+
+    async def start(self) -> None:
+        for slot in range(self.count):
+            started = asyncio.get_running_loop().create_future()
+            self._tasks.append(asyncio.create_task(self._keep(slot, started)))
+            await started
+
+    async def _keep(self, slot: int, started: asyncio.Future[None]) -> None:
+        """Run worker `slot`, starting it again whenever it exits while the member still serves."""
+        while not self._stopping:
+            try:
+                proc, channel = await self._spawn()
+            except BaseException as exc:
+                if not started.done():
+                    started.set_exception(exc)
+                raise
+            if not started.done():
+                started.set_result(None)
+            try:
+                await channel.closed
+            finally:
+                await self._reap(proc)
+            if not self._stopping:
+                log.warning("front worker %d exited (status %s); starting another", slot, proc.returncode)
+                await asyncio.sleep(RESTART_DELAY_S)
+
+    async def _spawn(self) -> tuple[subprocess.Popen[bytes], MemberChannel]:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fds = [sock.fileno() for sock in self.listening]
+        cmd = [sys.executable, "-m", "etcdpy.app.front.worker", "--channel-fd", str(theirs.fileno()),
+               "--member-http", self.member_http, "--paths", ",".join(self.paths),
+               "--parent", str(os.getpid())]
+        for fd in fds:
+            cmd += ["--listen-fd", str(fd)]
+        proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(), *fds))
+        theirs.close()
+        self._procs.add(proc)
+        first = self.listening[0].getsockname() if self.listening else None
+        loop = asyncio.get_running_loop()
+        _, channel = await loop.connect_accepted_socket(
+            lambda: MemberChannel(self.app, first if isinstance(first, tuple) else None), mine)
+        return proc, channel
+
+    async def _reap(self, proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.get_running_loop().run_in_executor(None, proc.wait)
+        self._procs.discard(proc)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for proc in list(self._procs):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for proc in list(self._procs):
+            proc.wait()
+        self._procs.clear()

@@ -1,0 +1,316 @@
+"""A front worker process: accepts client connections on the member's listening sockets and answers
+the unary RPCs through its member, so HTTP parsing and socket work run on another core.
+
+A worker only answers what it understands exactly: a `POST` of a path in the member's unary RPC
+table, with a `Content-Length` body and nothing unusual (no `Transfer-Encoding`, `Expect`, `Upgrade`
+or `Origin`). It hands such a request to the member as one frame, and the member runs it through the
+very same ASGI application it serves everything else with, so the answer is byte for byte the one
+the member would have given. Anything else (streams, WebSockets, SSE, the dashboard, CORS preflights,
+malformed requests) turns the connection into a splice: the raw bytes from that request on are
+relayed, both ways, to the member's own HTTP server on a private Unix socket.
+
+Run by `pool`; never imports the server, so it starts in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import signal
+import socket
+import sys
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any
+
+from etcdpy.app import interpreter
+from etcdpy.app.front import frames
+
+# Requests bigger than this are spliced: the member's server then applies etcd's size limits and
+# messages itself, and a worker never buffers more than this per connection.
+MAX_FORWARDED_BODY = 2 * 1024 * 1024
+MAX_HEAD = 64 * 1024
+_HIGH_WATER = 1 << 20
+_SPLICE_HEADERS = (b"transfer-encoding", b"expect", b"upgrade", b"origin")
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+
+
+class _Date:
+    """The `date` header, formatted once a second (as uvicorn does)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def header(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self._value
+
+
+class Channel(asyncio.Protocol):
+    """The worker's end of its member channel: sends request frames, routes answers to connections."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.reader = frames.FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self._out: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, frame: list[Any]) -> None:
+        # Frames queued in one loop iteration go out in one write (one syscall for many requests).
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(frames.encode(frame))
+
+    def _flush(self) -> None:
+        if self.transport is not None and self._out:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+
+    def data_received(self, data: bytes) -> None:
+        for frame in self.reader.feed(data):
+            if frame[0] == frames.RESPONSE:
+                conn = self.worker.pending.pop(frame[1], None)
+                if conn is not None:
+                    conn.answer(frame[2], frame[3], frame[4])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The member is gone: so is the reason to hold its port.
+        os._exit(0)
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiting: int | None = None  # id of the request the member is answering
+        self.close_after = False
+        self.splice: Splice | None = None
+        self.splicing = False
+        self.client: list[Any] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client = [peer[0], peer[1]] if isinstance(peer, tuple) else None
+
+    def data_received(self, data: bytes) -> None:
+        if self.splicing:
+            if self.splice is not None and self.splice.transport is not None:
+                self.splice.transport.write(data)
+            else:
+                self.buf += data  # the splice is still connecting
+            return
+        self.buf += data
+        if self.waiting is None:
+            self._next_request()
+
+    def eof_received(self) -> bool | None:
+        if self.splicing and self.splice is not None and self.splice.transport is not None:
+            if self.splice.transport.can_write_eof():
+                self.splice.transport.write_eof()
+            return True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiting is not None:
+            self.worker.pending.pop(self.waiting, None)
+            self.worker.channel.send([frames.CANCEL, self.waiting])
+            self.waiting = None
+        if self.splice is not None and self.splice.transport is not None:
+            self.splice.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.splice is not None and self.splice.transport is not None:
+            self.splice.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.splice is not None and self.splice.transport is not None:
+            self.splice.transport.resume_reading()
+
+    def _next_request(self) -> None:
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                self._start_splice()
+            return
+        lines = bytes(buf[:end]).split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or parts[2] != b"HTTP/1.1" or parts[0] != b"POST":
+            self._start_splice()
+            return
+        path, _, query = parts[1].partition(b"?")
+        if path not in self.worker.paths:
+            self._start_splice()
+            return
+        headers = []
+        length = -1
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            name = name.lower()
+            if not sep or not name or name != name.strip() or name in _SPLICE_HEADERS:
+                self._start_splice()
+                return
+            value = value.strip()
+            if name == b"content-length":
+                if length >= 0 or not value.isdigit():
+                    self._start_splice()
+                    return
+                length = int(value)
+            elif name == b"connection" and value.lower() == b"close":
+                self.close_after = True
+            headers.append([name, value])
+        if length < 0 or length > MAX_FORWARDED_BODY:
+            self._start_splice()
+            return
+        total = end + 4 + length
+        if len(buf) < total:
+            return
+        body = bytes(buf[end + 4:total])
+        del buf[:total]
+        worker = self.worker
+        worker.next_id += 1
+        self.waiting = worker.next_id
+        worker.pending[self.waiting] = self
+        worker.channel.send([frames.REQUEST, self.waiting, "POST", path.decode("latin-1"), query, headers,
+                             self.client, body])
+
+    def answer(self, status: int, headers: list[list[bytes]], body: bytes) -> None:
+        self.waiting = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"")), self.worker.date.header()]
+        head.extend(name + b": " + value + b"\r\n" for name, value in headers)
+        if self.close_after:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        head.append(body)
+        transport.write(b"".join(head))
+        if self.close_after:
+            transport.close()
+        elif self.buf:
+            self._next_request()
+
+    def _start_splice(self) -> None:
+        self.splicing = True
+        assert self.transport is not None
+        self.transport.pause_reading()
+        asyncio.get_running_loop().create_task(self._connect_splice())
+
+    async def _connect_splice(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            # uvloop cannot connect to an abstract name itself; a socket connected by Python it takes.
+            await loop.sock_connect(sock, "\0" + self.worker.member_http)
+            _, splice = await loop.create_unix_connection(lambda: Splice(self), sock=sock)
+        except OSError:
+            sock.close()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.splice = splice
+        if self.transport is None or self.transport.is_closing():
+            splice.transport.close()  # type: ignore[union-attr]
+            return
+        if self.buf:
+            splice.transport.write(bytes(self.buf))  # type: ignore[union-attr]
+            self.buf.clear()
+        self.transport.resume_reading()
+
+
+class Splice(asyncio.Protocol):
+    """The member's side of a spliced client connection: relays its bytes back to the client."""
+
+    def __init__(self, client: ClientConnection) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.client.transport is not None:
+            self.client.transport.write(data)
+
+    def eof_received(self) -> bool | None:
+        if self.client.transport is not None and self.client.transport.can_write_eof():
+            self.client.transport.write_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.client.transport is not None:
+            self.client.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.resume_reading()
+
+
+class Worker:
+    def __init__(self, paths: frozenset[bytes], member_http: str) -> None:
+        self.paths = paths
+        self.member_http = member_http
+        self.pending: dict[int, ClientConnection] = {}
+        self.next_id = 0
+        self.date = _Date()
+        self.channel = Channel(self)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    worker = Worker(frozenset(p.encode() for p in args.paths.split(",") if p), args.member_http)
+    channel_sock = socket.socket(fileno=args.channel_fd)
+    await loop.connect_accepted_socket(lambda: worker.channel, channel_sock)
+    for fd in args.listen_fd:
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        await loop.create_server(lambda: ClientConnection(worker), sock=sock, backlog=2048)
+    await asyncio.Event().wait()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the member dies, so a killed member's port is free at once."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="etcdpy-front-worker")
+    parser.add_argument("--channel-fd", type=int, required=True)
+    parser.add_argument("--listen-fd", type=int, action="append", default=[])
+    parser.add_argument("--member-http", required=True, help="abstract socket name, without its NUL")
+    parser.add_argument("--paths", required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    if os.getppid() != args.parent:
+        os._exit(0)  # the member died before the death signal was armed
+    # Ctrl-C in a terminal reaches the whole process group; the member decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interpreter.tune()
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
