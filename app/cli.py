@@ -24,7 +24,7 @@ import uvicorn
 from etcdpy.app import interpreter, logs, usage
 from etcdpy.app.config import Config, ConfigError, HelpRequested, VersionRequested, parse_args
 from etcdpy.app.front.pool import WorkerPool, default_count, member_socket
-from etcdpy.app.gateway.asgi import create_app, gateway_routes
+from etcdpy.app.gateway.asgi import create_app
 from etcdpy.app.gateway.health import MetricsApp, version_body
 from etcdpy.app.peer.transport import PeerApp, fetch_members, fetch_version
 from etcdpy.app.server.cluster_version import VersionError, check_can_join
@@ -136,7 +136,7 @@ async def serve(config: Config) -> None:
         private, name = member_socket()
         bound.append(private)
         client_groups[False] = [private]
-        pool = WorkerPool(workers, plain, name, list(gateway_routes().rpcs), client_app)
+        pool = WorkerPool(workers, plain, name, client_app)
     # The first client server runs in the foreground; the others stop when it does.
     clients = [(_uvicorn(client_app, config, tls.client if https else None, tls.client_cert_auth), socks)
                for https, socks in client_groups.items()]

@@ -88,6 +88,7 @@ def defragment(store: MVCCStore) -> None:
     for family in store.families.values():
         family.flush()
         family.compact_range(None, None)
+    store.forget_size()
 
 
 def size_in_use(store: MVCCStore) -> int:

@@ -42,6 +42,7 @@ META_COMPACT_CURSOR = b"compact_cursor"
 
 FAMILIES = ("kv", "index", "latest", "meta", "lease", "auth")
 MAX_ROCKSDB_WAL_BYTES = 64 * 1024 * 1024
+SIZE_CACHE_S = 0.1
 
 
 
@@ -79,6 +80,7 @@ class MVCCStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._size_cache: tuple[int, float, int] | None = None  # (applied index, when, size)
         # Told how long each write batch took (the backend commit metric); None costs nothing.
         self.on_commit: Callable[[float], None] | None = None
         self._open()
@@ -89,6 +91,7 @@ class MVCCStore:
             # old database is whole and the WAL has not recorded the new one yet, so it goes back.
             os.rename(self.path + ".old", self.path)
         os.makedirs(self.path, exist_ok=True)
+        self._size_cache = None
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.create_missing_column_families(True)
@@ -327,6 +330,25 @@ class MVCCStore:
     # ------------------------------------------------------------ size
 
     def db_size(self) -> int:
+        """The database's size on disk and in memtables, as the quota sees it.
+
+        Every write asks (etcd's quota check), and reading the properties of six families costs more
+        than the rest of a small put; so the answer is kept while nothing has been applied and for
+        at most SIZE_CACHE_S (RocksDB's own flushes and compactions change it in the background).
+        """
+        now = time.monotonic()
+        cached = self._size_cache
+        if cached is not None and cached[0] == self.applied_index and now - cached[1] < SIZE_CACHE_S:
+            return cached[2]
+        size = self._measure_size()
+        self._size_cache = (self.applied_index, now, size)
+        return size
+
+    def forget_size(self) -> None:
+        """Measure afresh on the next `db_size` (after a defragment shrank the files)."""
+        self._size_cache = None
+
+    def _measure_size(self) -> int:
         total = 0
         for cf in self.families.values():
             for prop in ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"):

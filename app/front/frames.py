@@ -1,8 +1,10 @@
 """The channel between a front worker and its member: length-prefixed msgpack frames.
 
-A worker sends `[REQUEST, id, method, path, query, headers, client, body]` for a request it parsed
-and `[CANCEL, id]` when that request's client went away; the member answers
-`[RESPONSE, id, status, headers, body]`. Ids are the worker's; headers are lists of byte pairs.
+A worker sends `[REQUEST, id, method, path, query, headers, client, body, decoded]` for a request it
+parsed (`decoded`: the body as `codec.decode_request` decodes it, or None) and `[CANCEL, id]` when that
+request's client went away; the member answers `[RESPONSE, id, status, headers, body]`, where `body`
+is either the bytes to send or, for a success, the JSON payload for the worker to encode (`headers`
+then carry no content-length). Ids are the worker's; headers are lists of byte pairs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ _LEN = struct.Struct(">I")
 MAX_FRAME = 1 << 30
 
 
-def encode(frame: list[Any]) -> bytes:
+def encode(frame: Any) -> bytes:
     data = msgpack.packb(frame, use_bin_type=True)
     return _LEN.pack(len(data)) + data
 

@@ -19,6 +19,8 @@ import sys
 from starlette.types import ASGIApp
 
 from etcdpy.app.front.bridge import MemberChannel
+from etcdpy.app.gateway.asgi import gateway_routes
+from etcdpy.app.gateway.dispatch import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,18 @@ def member_socket() -> tuple[socket.socket, str]:
 
 
 class WorkerPool:
-    def __init__(self, count: int, listening: list[socket.socket], member_http: str, paths: list[str],
-                 app: ASGIApp) -> None:
+    def __init__(self, count: int, listening: list[socket.socket], member_http: str, app: ASGIApp) -> None:
         self.count = count
         self.listening = listening
         self.member_http = member_http
-        self.paths = paths
         self.app = app
+        # The gateway itself (not wrapped by a CORS filter) answers unary RPCs without ASGI, and its
+        # KV RPCs take bodies the workers decoded; behind a filter every frame goes through the app.
+        self.gateway = app if isinstance(app, Gateway) else None
+        routes = app.routes if isinstance(app, Gateway) else gateway_routes()
+        self.paths = list(routes.rpcs)
+        self.decode = [f"{path}={message}" for path, (message, _) in routes.decoded.items()] \
+            if self.gateway is not None else []
         self._tasks: list[asyncio.Task[None]] = []
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._stopping = False
@@ -85,6 +92,7 @@ class WorkerPool:
         fds = [sock.fileno() for sock in self.listening]
         cmd = [sys.executable, "-m", "etcdpy.app.front.worker", "--channel-fd", str(theirs.fileno()),
                "--member-http", self.member_http, "--paths", ",".join(self.paths),
+               "--decode", ",".join(self.decode),
                "--parent", str(os.getpid())]
         for fd in fds:
             cmd += ["--listen-fd", str(fd)]
@@ -94,7 +102,7 @@ class WorkerPool:
         first = self.listening[0].getsockname() if self.listening else None
         loop = asyncio.get_running_loop()
         _, channel = await loop.connect_accepted_socket(
-            lambda: MemberChannel(self.app, first if isinstance(first, tuple) else None), mine)
+            lambda: MemberChannel(self.app, first if isinstance(first, tuple) else None, self.gateway), mine)
         return proc, channel
 
     async def _reap(self, proc: subprocess.Popen[bytes]) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from etcdpy.app import interpreter
 from etcdpy.app.front import frames
+from etcdpy.app.gateway import codec
 
 # Requests bigger than this are spliced: the member's server then applies etcd's size limits and
 # messages itself, and a worker never buffers more than this per connection.
@@ -183,16 +184,21 @@ class ClientConnection(asyncio.Protocol):
         worker.next_id += 1
         self.waiting = worker.next_id
         worker.pending[self.waiting] = self
-        worker.channel.send([frames.REQUEST, self.waiting, "POST", path.decode("latin-1"), query, headers,
-                             self.client, body])
+        text_path = path.decode("latin-1")
+        decoded = worker.decode(text_path, body)
+        worker.channel.send([frames.REQUEST, self.waiting, "POST", text_path, query, headers, self.client,
+                             body, decoded])
 
-    def answer(self, status: int, headers: list[list[bytes]], body: bytes) -> None:
+    def answer(self, status: int, headers: list[list[bytes]], body: bytes | dict[str, Any]) -> None:
         self.waiting = None
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"")), self.worker.date.header()]
         head.extend(name + b": " + value + b"\r\n" for name, value in headers)
+        if not isinstance(body, bytes):
+            body = codec.dumps(body)
+            head.append(b"content-length: %d\r\n" % len(body))
         if self.close_after:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
@@ -265,18 +271,33 @@ class Splice(asyncio.Protocol):
 
 
 class Worker:
-    def __init__(self, paths: frozenset[bytes], member_http: str) -> None:
+    def __init__(self, paths: frozenset[bytes], member_http: str, messages: dict[str, str]) -> None:
         self.paths = paths
+        self.messages = messages  # path -> request message, for the RPCs this worker decodes
         self.member_http = member_http
         self.pending: dict[int, ClientConnection] = {}
         self.next_id = 0
         self.date = _Date()
         self.channel = Channel(self)
 
+    def decode(self, path: str, body: bytes) -> dict[str, Any] | None:
+        """The body decoded as the member's gateway would, or None to let the member decode it (any
+        failure: the member then answers with etcd's error, counted in its metrics)."""
+        message = self.messages.get(path)
+        if message is None:
+            return None
+        try:
+            d = codec.decode_request(body, message)
+            frames.encode(d)  # only what msgpack carries exactly
+        except Exception:  # noqa: BLE001 - see the docstring
+            return None
+        return d
+
 
 async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    worker = Worker(frozenset(p.encode() for p in args.paths.split(",") if p), args.member_http)
+    messages = dict(item.split("=", 1) for item in args.decode.split(",") if item)
+    worker = Worker(frozenset(p.encode() for p in args.paths.split(",") if p), args.member_http, messages)
     channel_sock = socket.socket(fileno=args.channel_fd)
     await loop.connect_accepted_socket(lambda: worker.channel, channel_sock)
     for fd in args.listen_fd:
@@ -301,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen-fd", type=int, action="append", default=[])
     parser.add_argument("--member-http", required=True, help="abstract socket name, without its NUL")
     parser.add_argument("--paths", required=True)
+    parser.add_argument("--decode", default="", help="path=RequestMessage,... this worker decodes")
     parser.add_argument("--parent", type=int, required=True)
     args = parser.parse_args(argv)
     _die_with_parent()

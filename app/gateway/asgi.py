@@ -48,6 +48,7 @@ def gateway_routes() -> Routes:
         streams={"/v3/watch": watch_stream, **lease.STREAMS, **maintenance.STREAMS, **lock.STREAMS,
                  **election.STREAMS},
         own_preflight=frozenset({sse.SSE_PATH, election_sse.SSE_PATH}),
+        decoded=kv.DECODED,
     )
 
 

@@ -14,7 +14,7 @@ import posixpath
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.routing import Match
@@ -45,6 +45,7 @@ CORS = [
 _JSON_OK = [
     (b"content-type", b"application/json"), (b"grpc-metadata-content-type", b"application/grpc"), *CORS,
 ]
+_JSON_OK_NO_LENGTH = _JSON_OK
 _JSON_ERR = [(b"content-type", b"application/json"), *CORS]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff"), *CORS]
 
@@ -52,6 +53,8 @@ GRPC_OVERHEAD = 512 * 1024  # etcd's gRPC receive limit is max-request-bytes plu
 BODY_READ_CAP = 64 * 1024 * 1024
 
 Handler = Callable[[EtcdServer, bytes], Awaitable[dict[str, Any]]]
+# A unary RPC given the body already decoded (`codec.decode_request(body, message)`) by a front worker.
+DecodedHandler = Callable[[EtcdServer, dict[str, Any]], Awaitable[dict[str, Any]]]
 StreamHandler = Callable[[EtcdServer, Scope, Receive, Send], Awaitable[None]]
 
 
@@ -62,6 +65,8 @@ class Routes:
     rpcs: dict[str, Handler]  # unary RPCs: a JSON body in, one JSON object out
     streams: dict[str, StreamHandler]  # streaming RPCs (watch, lease keepalive)
     own_preflight: frozenset[str] = frozenset()  # paths whose handler answers its own CORS preflight
+    # unary RPCs that also take a decoded body: path -> (request message name, handler)
+    decoded: dict[str, tuple[str, DecodedHandler]] = field(default_factory=dict)
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -75,6 +80,10 @@ async def respond(send: Send, status: int, body: bytes, headers: list[tuple[byte
 
 async def respond_error(send: Send, err: EtcdError) -> None:
     await respond(send, err.http_status, codec.error_json(err.message, err.code), _JSON_ERR)
+
+
+def _failure(err: EtcdError) -> tuple[int, int, list[tuple[bytes, bytes]], bytes]:
+    return err.http_status, err.code, _JSON_ERR, codec.error_json(err.message, err.code)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:
@@ -100,7 +109,11 @@ _TIMEOUT_RE = re.compile(r"([0-9]{1,8})([HMSmun])")
 
 def grpc_timeout(scope: Scope) -> float | None:
     """The call deadline from a `Grpc-Timeout` header (gRPC syntax: `1S`, `500m`), None without one."""
-    for name, value in scope["headers"]:
+    return _grpc_timeout(scope["headers"])
+
+
+def _grpc_timeout(headers: list[tuple[bytes, bytes]]) -> float | None:
+    for name, value in headers:
         if name == b"grpc-timeout":
             text = value.decode("latin-1")
             match = _TIMEOUT_RE.fullmatch(text)
@@ -215,29 +228,70 @@ class Gateway:
         if body is None:
             limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
             return await self._fail(send, grpc_message_too_large(self.body_limit, limit))
+        status, code, headers, answer = await self._answer(handler, path, scope["headers"], body, None)
+        data = answer if isinstance(answer, bytes) else codec.dumps(answer)
+        if status == 200:
+            self.stats.bytes_sent += len(data)
+        await respond(send, status, data, headers)
+        return status, code
+
+    async def _answer(self, handler: Handler, path: str, headers: list[tuple[bytes, bytes]], body: bytes,
+                      decoded: dict[str, Any] | None) -> tuple[int, int, list[tuple[bytes, bytes]],
+                                                              bytes | dict[str, Any]]:
+        """A unary RPC's answer: HTTP status, gRPC code, headers (no content-length) and the body, or,
+        for a success, the payload still to be encoded (`codec.dumps`) by whoever sends it.
+
+        `decoded` is the body as `codec.decode_request` decodes it, when a front worker already did."""
         self.stats.bytes_received += len(body)
         grpc_limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
         if learner_gate.refuses(self.server, path, body, grpc_limit):  # after decoding, as etcd
-            return await self._fail(send, learner_gate.NOT_SUPPORTED_FOR_LEARNER)
+            return _failure(learner_gate.NOT_SUPPORTED_FOR_LEARNER)
         try:
-            timeout = grpc_timeout(scope)
+            timeout = _grpc_timeout(headers)
+            if decoded is None:
+                call = handler(self.server, body)
+            else:
+                call = self.routes.decoded[path][1](self.server, decoded)
             if timeout is None:
-                payload = await handler(self.server, body)
+                payload = await call
             else:
                 try:
-                    payload = await asyncio.wait_for(handler(self.server, body), timeout)
+                    payload = await asyncio.wait_for(call, timeout)
                 except TimeoutError:
                     raise DEADLINE from None
-            data = codec.dumps(payload)
         except DecodeError as exc:
-            return await self._fail(send, EtcdError(str(exc), INVALID_ARGUMENT))
+            return _failure(EtcdError(str(exc), INVALID_ARGUMENT))
         except (EtcdError, StorageError) as exc:
-            return await self._fail(send, to_etcd_error(exc))
+            return _failure(to_etcd_error(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must still get an answer in etcd's shape
-            return await self._fail(send, internal_error(exc, path))
-        self.stats.bytes_sent += len(data)
-        await respond(send, 200, data, _JSON_OK)
-        return 200, 0
+            return _failure(internal_error(exc, path))
+        return 200, 0, _JSON_OK_NO_LENGTH, payload
+
+    async def answer_unary(self, path: str, headers: list[tuple[bytes, bytes]], client: Any, body: bytes,
+                           decoded: dict[str, Any] | None) -> tuple[int, list[tuple[bytes, bytes]],
+                                                                   bytes | dict[str, Any]]:
+        """What `__call__` answers to `POST path` for a unary RPC `path` (exactly as routed: a front
+        worker sends nothing else), without an ASGI exchange: status, headers and body (or payload)."""
+        token = None
+        for name, value in headers:
+            if name == b"authorization":
+                token = value.decode("latin-1")
+        reset = request_token.set(token)
+        try:
+            if token is not None:
+                await self.server.auth.await_token(token)
+            stats = self.stats.method(path)
+            stats.started += 1
+            start = time.perf_counter()
+            status, code, out_headers, answer = await self._answer(self.routes.rpcs[path], path, headers,
+                                                                   body, decoded)
+            took = time.perf_counter() - start
+            stats.done(code, took)
+            if self.access_log:
+                self._log_access({"client": client, "method": "POST", "path": path}, status, code, took)
+            return status, out_headers, answer
+        finally:
+            request_token.reset(reset)
 
     @staticmethod
     async def _fail(send: Send, err: EtcdError) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from etcdpy.app.errors import REQUEST_TOO_LARGE, EtcdError, grpc_message_too_large
 from etcdpy.app.gateway import codec
-from etcdpy.app.gateway.dispatch import GRPC_OVERHEAD, Handler
+from etcdpy.app.gateway.dispatch import GRPC_OVERHEAD, DecodedHandler, Handler
 from etcdpy.app.server.etcd_server import EtcdServer
 
 # Raft wraps a request with a header and a oneof tag before etcd checks its size against
@@ -30,23 +30,29 @@ def _kv_rpc(
     call: Callable[[EtcdServer, Any], Awaitable[Any]],
     encode: Callable[[Any, dict[str, str]], dict[str, Any]],
     proposed: bool,
-) -> Handler:
-    """A KV RPC: decode, check etcd's size limits, serve, answer with the header at the result's revision."""
+) -> tuple[Handler, DecodedHandler]:
+    """A KV RPC: decode, check etcd's size limits, serve, answer with the header at the result's revision.
+    Also the same RPC for a body a front worker has decoded."""
 
-    async def handler(server: EtcdServer, body: bytes) -> dict[str, Any]:
-        d = codec.decode_request(body, message)
+    async def serve(server: EtcdServer, d: dict[str, Any]) -> dict[str, Any]:
         _limits(server, d, message, proposed)
         res = await call(server, build(d))
         return encode(res, server.header(res.revision))
 
-    return handler
+    async def handler(server: EtcdServer, body: bytes) -> dict[str, Any]:
+        return await serve(server, codec.decode_request(body, message))
+
+    return handler, serve
 
 
-kv_range = _kv_rpc("RangeRequest", codec.range_request, EtcdServer.range, codec.range_json, proposed=False)
-kv_put = _kv_rpc("PutRequest", codec.put_request, EtcdServer.put, codec.put_json, proposed=True)
-kv_delete_range = _kv_rpc("DeleteRangeRequest", codec.delete_request, EtcdServer.delete_range,
-                          codec.delete_json, proposed=True)
-kv_txn = _kv_rpc("TxnRequest", codec.txn_request, EtcdServer.txn, codec.txn_json, proposed=True)
+kv_range, kv_range_decoded = _kv_rpc("RangeRequest", codec.range_request, EtcdServer.range, codec.range_json,
+                                     proposed=False)
+kv_put, kv_put_decoded = _kv_rpc("PutRequest", codec.put_request, EtcdServer.put, codec.put_json,
+                                 proposed=True)
+kv_delete_range, kv_delete_range_decoded = _kv_rpc("DeleteRangeRequest", codec.delete_request,
+                                                   EtcdServer.delete_range, codec.delete_json, proposed=True)
+kv_txn, kv_txn_decoded = _kv_rpc("TxnRequest", codec.txn_request, EtcdServer.txn, codec.txn_json,
+                                 proposed=True)
 
 
 async def kv_compaction(server: EtcdServer, body: bytes) -> dict[str, Any]:
@@ -62,4 +68,12 @@ RPCS: dict[str, Handler] = {
     "/v3/kv/deleterange": kv_delete_range,
     "/v3/kv/txn": kv_txn,
     "/v3/kv/compaction": kv_compaction,
+}
+
+# The RPCs a front worker may decode itself: the hot ones.
+DECODED: dict[str, tuple[str, DecodedHandler]] = {
+    "/v3/kv/range": ("RangeRequest", kv_range_decoded),
+    "/v3/kv/put": ("PutRequest", kv_put_decoded),
+    "/v3/kv/deleterange": ("DeleteRangeRequest", kv_delete_range_decoded),
+    "/v3/kv/txn": ("TxnRequest", kv_txn_decoded),
 }
