@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import ctypes
 import os
+import re
 import signal
 import socket
 import sys
@@ -35,6 +36,15 @@ MAX_FORWARDED_BODY = 2 * 1024 * 1024
 MAX_HEAD = 64 * 1024
 _HIGH_WATER = 1 << 20
 _SPLICE_HEADERS = (b"transfer-encoding", b"expect", b"upgrade", b"origin")
+# What the member's server (httptools) accepts, and no more: a header name of RFC 9110 token
+# characters, a value without control bytes (tab aside), lines ended by CRLF. A request outside this is
+# spliced, so the member's server answers it as it would without workers (its 400 for a malformed one);
+# a worker that forwarded it would answer what the member refuses, and one that waited for a CRLF head
+# after bare-LF lines would never answer at all.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_QUERY = re.compile(rb"[!-~]*")
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -142,7 +152,7 @@ class ClientConnection(asyncio.Protocol):
         buf = self.buf
         end = buf.find(b"\r\n\r\n")
         if end < 0:
-            if len(buf) > MAX_HEAD:
+            if len(buf) > MAX_HEAD or _BARE_LF.search(buf):
                 self._start_splice()
             return
         lines = bytes(buf[:end]).split(b"\r\n")
@@ -151,7 +161,7 @@ class ClientConnection(asyncio.Protocol):
             self._start_splice()
             return
         path, _, query = parts[1].partition(b"?")
-        if path not in self.worker.paths:
+        if path not in self.worker.paths or not _QUERY.fullmatch(query) or b"#" in query:
             self._start_splice()
             return
         headers = []
@@ -159,16 +169,16 @@ class ClientConnection(asyncio.Protocol):
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
             name = name.lower()
-            if not sep or not name or name != name.strip() or name in _SPLICE_HEADERS:
+            value = value.strip(b" \t")
+            if not sep or not _TOKEN.fullmatch(name) or name in _SPLICE_HEADERS or _CONTROL.search(value):
                 self._start_splice()
                 return
-            value = value.strip()
             if name == b"content-length":
                 if length >= 0 or not value.isdigit():
                     self._start_splice()
                     return
                 length = int(value)
-            elif name == b"connection" and value.lower() == b"close":
+            elif name == b"connection" and b"close" in (t.strip(b" \t") for t in value.lower().split(b",")):
                 self.close_after = True
             headers.append([name, value])
         if length < 0 or length > MAX_FORWARDED_BODY:
