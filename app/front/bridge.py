@@ -13,6 +13,8 @@ from etcdpy.app.front import frames
 
 log = logging.getLogger(__name__)
 
+_FAILED = b"Internal Server Error"
+
 
 class MemberChannel(asyncio.Protocol):
     def __init__(self, app: ASGIApp, server_addr: tuple[str, int] | None) -> None:
@@ -79,7 +81,7 @@ class MemberChannel(asyncio.Protocol):
             "server": self.server_addr,
         }
         sent_body = False
-        status = 500
+        status = 0  # no answer started yet
         out_headers: list[list[bytes]] = []
         chunks: list[bytes] = []
 
@@ -105,8 +107,16 @@ class MemberChannel(asyncio.Protocol):
             return
         except Exception:  # noqa: BLE001 - the gateway answers its own errors; this is a last resort
             log.exception("front request %s failed", path)
-            status, out_headers, chunks = 500, [[b"content-length", b"0"]], []
+            status = 0
         finally:
             self.running.pop(rid, None)
-        if not gone.is_set():
-            self._send([frames.RESPONSE, rid, status, out_headers, b"".join(chunks)])
+        if gone.is_set():
+            return
+        if not status:
+            # What uvicorn answers for an app that failed or never answered.
+            status, out_headers, chunks = 500, [[b"content-type", b"text/plain; charset=utf-8"]], [_FAILED]
+        body = b"".join(chunks)
+        if not any(name.lower() == b"content-length" for name, _ in out_headers):
+            # The worker frames its answer by this header alone (it never sends chunked encoding).
+            out_headers.append([b"content-length", str(len(body)).encode()])
+        self._send([frames.RESPONSE, rid, status, out_headers, body])
