@@ -7,6 +7,8 @@ responses parsed by hand, keeping every header as sent, in order.
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import time
 from dataclasses import dataclass
@@ -43,6 +45,16 @@ def request(method: str, path: str, body: bytes = b"", headers: list[tuple[str, 
     if length:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def post(path: str, body: object, *headers: tuple[str, str]) -> bytes:
+    """A JSON POST, as etcd's gateway takes one."""
+    return request("POST", path, json.dumps(body).encode(), [("Content-Type", "application/json"), *headers])
+
+
+def b64(text: str | bytes) -> str:
+    """etcd's JSON encoding of bytes (keys, values)."""
+    return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
 
 
 def chunked(body: bytes, size: int = 5) -> bytes:
