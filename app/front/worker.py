@@ -108,6 +108,10 @@ class ClientConnection(asyncio.Protocol):
         self.splice: Splice | None = None
         self.splicing = False
         self.client: list[Any] | None = None
+        # Flow control, as uvicorn's: a client that leaves its answers unread gets no new request
+        # taken (write_paused), and one whose unanswered requests pile up is not read (read_paused).
+        self.write_paused = False
+        self.read_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -122,8 +126,13 @@ class ClientConnection(asyncio.Protocol):
                 self.buf += data  # the splice is still connecting
             return
         self.buf += data
-        if self.waiting is None:
+        if self.waiting is None and not self.write_paused:
             self._next_request()
+        if (self.waiting is not None or self.write_paused) and not self.splicing \
+                and len(self.buf) > _HIGH_WATER and not self.read_paused:
+            self.read_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         if self.splicing and self.splice is not None and self.splice.transport is not None:
@@ -141,12 +150,31 @@ class ClientConnection(asyncio.Protocol):
             self.splice.transport.close()
 
     def pause_writing(self) -> None:
-        if self.splice is not None and self.splice.transport is not None:
-            self.splice.transport.pause_reading()
+        if self.splicing:
+            if self.splice is not None and self.splice.transport is not None:
+                self.splice.transport.pause_reading()
+        else:
+            self.write_paused = True
 
     def resume_writing(self) -> None:
-        if self.splice is not None and self.splice.transport is not None:
-            self.splice.transport.resume_reading()
+        if self.splicing:
+            if self.splice is not None and self.splice.transport is not None:
+                self.splice.transport.resume_reading()
+        else:
+            self.write_paused = False
+            self._take_next()
+
+    def _take_next(self) -> None:
+        """Go on with the next pipelined request, unless one is being answered or the client is not
+        reading its answers."""
+        if self.waiting is not None or self.write_paused or self.splicing:
+            return
+        if self.read_paused:
+            self.read_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        if self.buf:
+            self._next_request()
 
     def _next_request(self) -> None:
         buf = self.buf
@@ -210,8 +238,8 @@ class ClientConnection(asyncio.Protocol):
         transport.write(b"".join(head))
         if self.close_after:
             transport.close()
-        elif self.buf:
-            self._next_request()
+        else:
+            self._take_next()
 
     def _start_splice(self) -> None:
         self.splicing = True

@@ -5,7 +5,9 @@ and how it behaves when a client or the member goes away."""
 from __future__ import annotations
 
 import re
+import select
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -189,3 +191,62 @@ def test_switches_to_a_splice_after_answering(member: FakeMember) -> None:
 def test_exits_when_its_member_is_gone(member: FakeMember) -> None:
     member.channel.close()
     assert member.proc.wait(timeout=10) == 0
+
+
+def test_a_client_that_does_not_read_is_not_answered_ahead(member: FakeMember) -> None:
+    """Flow control: while a client leaves its answers unread, the worker stops taking its pipelined
+    requests (and reading more of them), rather than buffering answers without bound."""
+    count, size = 60, 1024 * 1024
+    with Conn(member.url) as conn:
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        conn.send(put() * count)
+        forwarded = 0
+        try:
+            while True:
+                # Long enough for an unthrottled worker to send its next frame at once.
+                frame = member.next_frame(timeout=1.0)
+                member.answer(frame[1], 200, [[b"content-length", str(size).encode()]], b"x" * size)
+                forwarded += 1
+        except TimeoutError:
+            pass
+        # The kernel's socket buffers and the transport's write buffer hold a few answers, no more.
+        assert forwarded < 16
+        # Reading on, the client gets every answer, in order.
+        for i in range(count):
+            while forwarded <= i:
+                frame = member.next_frame()
+                member.answer(frame[1], 200, [[b"content-length", str(size).encode()]], b"x" * size)
+                forwarded += 1
+            assert len(conn.read_response().body) == size, i
+
+
+def test_a_client_whose_requests_pile_up_is_not_read_ahead(member: FakeMember) -> None:
+    """While one request waits for its answer, the worker reads what follows only up to a bound: a
+    client pushing more is held back by TCP, not buffered by the worker."""
+    # Small kernel buffers on the worker's side (an accepted socket inherits the listener's), so what
+    # the worker holds itself dominates what the client can push.
+    member.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    one = put(body=b"x" * 65536)
+    count = 8 * 1024 * 1024 // len(one)
+    data = one * count
+    with Conn(member.url) as conn:
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        conn.sock.setblocking(False)
+        sent = 0
+        while sent < len(data):
+            try:
+                sent += conn.sock.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                # Long enough for an unthrottled worker to read on.
+                if not select.select([], [conn.sock], [], 1.0)[1]:
+                    break
+        assert sent < 4 * 1024 * 1024, sent  # the worker's 1 MiB and the kernel's buffers
+        conn.sock.setblocking(True)
+        pusher = threading.Thread(target=conn.sock.sendall, args=(data[sent:],))
+        pusher.start()
+        for _ in range(count):
+            frame = member.next_frame()
+            assert len(frame[-1]) == 65536
+            member.answer(frame[1], 200, OK_HEADERS, b"{}")
+        pusher.join(timeout=10)
+        assert [conn.read_response().body for _ in range(count)] == [b"{}"] * count
