@@ -250,3 +250,33 @@ def test_a_client_whose_requests_pile_up_is_not_read_ahead(member: FakeMember) -
             member.answer(frame[1], 200, OK_HEADERS, b"{}")
         pusher.join(timeout=10)
         assert [conn.read_response().body for _ in range(count)] == [b"{}"] * count
+
+
+def test_a_splice_the_member_does_not_read_holds_the_client_back(member: FakeMember) -> None:
+    """A spliced upload goes no faster than the member reads it: the worker does not buffer it."""
+    member.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    size = 8 * 1024 * 1024
+    data = request("POST", "/v3/watch", b"x" * size)
+    with Conn(member.url) as conn:
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        conn.sock.setblocking(False)
+        sent = 0
+        spliced: socket.socket | None = None
+        while sent < len(data):
+            try:
+                sent += conn.sock.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                if spliced is None:
+                    spliced = member.accept_splice()
+                    spliced.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+                # Long enough for an unthrottled worker to read on.
+                if not select.select([], [conn.sock], [], 1.0)[1]:
+                    break
+        assert spliced is not None
+        with spliced:
+            assert sent < 4 * 1024 * 1024, sent
+            conn.sock.setblocking(True)
+            pusher = threading.Thread(target=conn.sock.sendall, args=(data[sent:],))
+            pusher.start()
+            assert recv_exactly(spliced, len(data)) == data
+            pusher.join(timeout=10)
