@@ -181,17 +181,19 @@ def test_a_lock_waiter_that_leaves_gives_up_its_place(server: Server, client: ht
     lock is not handed the lock later."""
     url = server.url
     holder, leaver, later = lease(client, url), lease(client, url), lease(client, url)
-    held = client.post(f"{url}/v3/lock/lock", json={"name": b64("s/lk"), "lease": holder})
-    assert held.status_code == 200
-    holder_key = held.json()["key"]
-    with Conn(url) as waiting:
-        waiting.send(post("/v3/lock/lock", {"name": b64("s/lk"), "lease": leaver}))
-        procs.wait_for(lambda: len(lock_keys(client, url, "s/lk")) == 2, "the second client queued")
-    procs.wait_for(lambda: lock_keys(client, url, "s/lk") == [holder_key], "the leaver's key deleted")
-    assert client.post(f"{url}/v3/lock/unlock", json={"key": holder_key}).status_code == 200
-    # The next client gets the lock at once (with a deadline, so a wrong queue fails rather than hangs).
-    got = client.post(f"{url}/v3/lock/lock", json={"name": b64("s/lk"), "lease": later},
-                      headers={"Grpc-Timeout": "5S"})
+    # Its own client: lock calls are spliced, and this module's other tests count open splices.
+    with httpx.Client(timeout=10) as locker:
+        held = locker.post(f"{url}/v3/lock/lock", json={"name": b64("s/lk"), "lease": holder})
+        assert held.status_code == 200
+        holder_key = held.json()["key"]
+        with Conn(url) as waiting:
+            waiting.send(post("/v3/lock/lock", {"name": b64("s/lk"), "lease": leaver}))
+            procs.wait_for(lambda: len(lock_keys(client, url, "s/lk")) == 2, "the second client queued")
+        procs.wait_for(lambda: lock_keys(client, url, "s/lk") == [holder_key], "the leaver's key deleted")
+        assert client.post(f"{url}/v3/lock/unlock", json={"key": holder_key}).status_code == 200
+        # The next client gets the lock at once (with a deadline: a wrong queue fails, not hangs).
+        got = locker.post(f"{url}/v3/lock/lock", json={"name": b64("s/lk"), "lease": later},
+                          headers={"Grpc-Timeout": "5S"})
     assert got.status_code == 200, got.text
     assert got.json()["key"] == b64(f"s/lk/{later:x}")
     assert kv_put(client, url, "s/after-lock", "ok") > 0
