@@ -136,8 +136,8 @@ def _wait_ready(server: Server) -> None:
             delay = min(delay * 2, 0.25)
 
 
-def _cluster_flags(name: str, data_dir: Path) -> tuple[str, list[str]]:
-    client_port, peer_port = _two_free_ports()
+def _cluster_flags(name: str, data_dir: Path, ports: tuple[int, int] | None = None) -> tuple[str, list[str]]:
+    client_port, peer_port = ports or _two_free_ports()
     client_url = f"http://127.0.0.1:{client_port}"
     peer_url = f"http://127.0.0.1:{peer_port}"
     flags = [
@@ -163,11 +163,15 @@ def start_etcd(tmp: Path, name: str = "ref", extra: list[str] | None = None) -> 
     return _launch(argv, tmp, url, data_dir, name, tmp / f"{name}.etcd.log", etcd_ready, env)
 
 
-def start_etcdpy(tmp: Path, name: str = "default", extra: list[str] | None = None) -> Server:
-    """Start ``python -m app`` (etcdpy) with etcd's flags in ``tmp`` and wait until /health is true."""
+def start_etcdpy(tmp: Path, name: str = "default", extra: list[str] | None = None,
+                 ports: tuple[int, int] | None = None) -> Server:
+    """Start ``python -m app`` (etcdpy) with etcd's flags in ``tmp`` and wait until /health is true.
+
+    `ports` (client, peer) reuses a previous server's ports: the same peer URL gives the same member
+    and cluster ids, so two runs' answers can be compared byte for byte."""
     tmp.mkdir(parents=True, exist_ok=True)
     data_dir = tmp / f"{name}.etcdpy"
-    url, flags = _cluster_flags(name, data_dir)
+    url, flags = _cluster_flags(name, data_dir, ports)
     argv = [sys.executable, "-m", "etcdpy.app", *flags, *(extra or [])]
     # cwd is tmp, so the repository must be importable via PYTHONPATH even when not pip-installed.
     env = dict(os.environ)

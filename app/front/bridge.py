@@ -14,6 +14,8 @@ from etcdpy.app.gateway.dispatch import Gateway
 
 log = logging.getLogger(__name__)
 
+_FAILED = b"Internal Server Error"
+
 
 class MemberChannel(asyncio.Protocol):
     def __init__(self, app: ASGIApp, server_addr: tuple[str, int] | None, gateway: Gateway | None) -> None:
@@ -85,7 +87,7 @@ class MemberChannel(asyncio.Protocol):
             "server": self.server_addr,
         }
         sent_body = False
-        status = 500
+        status = 0  # no answer started yet
         out_headers: list[list[bytes]] = []
         chunks: list[bytes] = []
 
@@ -111,11 +113,19 @@ class MemberChannel(asyncio.Protocol):
             return
         except Exception:  # noqa: BLE001 - the gateway answers its own errors; this is a last resort
             log.exception("front request %s failed", path)
-            status, out_headers, chunks = 500, [[b"content-length", b"0"]], []
+            status = 0
         finally:
             self.running.pop(rid, None)
-        if not gone.is_set():
-            self._send([frames.RESPONSE, rid, status, out_headers, b"".join(chunks)])
+        if gone.is_set():
+            return
+        if not status:
+            # What uvicorn answers for an app that failed or never answered.
+            status, out_headers, chunks = 500, [[b"content-type", b"text/plain; charset=utf-8"]], [_FAILED]
+        body = b"".join(chunks)
+        if not any(name.lower() == b"content-length" for name, _ in out_headers):
+            # The worker frames its answer by this header alone (it never sends chunked encoding).
+            out_headers.append([b"content-length", str(len(body)).encode()])
+        self._send([frames.RESPONSE, rid, status, out_headers, body])
 
     async def _answer(self, frame: list[Any], gateway: Gateway) -> None:
         _, rid, _, path, _, headers, client, body, decoded = frame
@@ -124,6 +134,9 @@ class MemberChannel(asyncio.Protocol):
                 path, [(name, value) for name, value in headers], client, body, decoded)
         except asyncio.CancelledError:
             return
+        except Exception:  # noqa: BLE001 - as in _serve: a last resort, uvicorn's answer
+            log.exception("front request %s failed", path)
+            status, out_headers, answer = 500, [(b"content-type", b"text/plain; charset=utf-8")], _FAILED
         finally:
             self.running.pop(rid, None)
         # A payload (a success) is encoded by the worker, which adds its length: JSON work off this process.

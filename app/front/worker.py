@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import ctypes
 import os
+import re
 import signal
 import socket
 import sys
@@ -36,6 +37,14 @@ MAX_FORWARDED_BODY = 2 * 1024 * 1024
 MAX_HEAD = 64 * 1024
 _HIGH_WATER = 1 << 20
 _SPLICE_HEADERS = (b"transfer-encoding", b"expect", b"upgrade", b"origin")
+# What the member's server (httptools) accepts, and no more: header lines of an RFC 9110 token, a
+# colon and a value without control bytes (tab aside), each ended by CRLF (one match for the head).
+# A request outside this is spliced, so the member's server answers it as it would without workers
+# (its 400 for a malformed one); a worker that forwarded it would answer what the member refuses, and
+# one that waited for a CRLF head after bare-LF lines would never answer at all.
+_HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_QUERY = re.compile(rb"[!-~]*")
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -99,6 +108,10 @@ class ClientConnection(asyncio.Protocol):
         self.splice: Splice | None = None
         self.splicing = False
         self.client: list[Any] | None = None
+        # Flow control, as uvicorn's: a client that leaves its answers unread gets no new request
+        # taken (write_paused), and one whose unanswered requests pile up is not read (read_paused).
+        self.write_paused = False
+        self.read_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -113,8 +126,13 @@ class ClientConnection(asyncio.Protocol):
                 self.buf += data  # the splice is still connecting
             return
         self.buf += data
-        if self.waiting is None:
+        if self.waiting is None and not self.write_paused:
             self._next_request()
+        if (self.waiting is not None or self.write_paused) and not self.splicing \
+                and len(self.buf) > _HIGH_WATER and not self.read_paused:
+            self.read_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         if self.splicing and self.splice is not None and self.splice.transport is not None:
@@ -132,27 +150,51 @@ class ClientConnection(asyncio.Protocol):
             self.splice.transport.close()
 
     def pause_writing(self) -> None:
-        if self.splice is not None and self.splice.transport is not None:
-            self.splice.transport.pause_reading()
+        if self.splicing:
+            if self.splice is not None and self.splice.transport is not None:
+                self.splice.transport.pause_reading()
+        else:
+            self.write_paused = True
 
     def resume_writing(self) -> None:
-        if self.splice is not None and self.splice.transport is not None:
-            self.splice.transport.resume_reading()
+        if self.splicing:
+            if self.splice is not None and self.splice.transport is not None:
+                self.splice.transport.resume_reading()
+        else:
+            self.write_paused = False
+            self._take_next()
+
+    def _take_next(self) -> None:
+        """Go on with the next pipelined request, unless one is being answered or the client is not
+        reading its answers."""
+        if self.waiting is not None or self.write_paused or self.splicing:
+            return
+        if self.read_paused:
+            self.read_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        if self.buf:
+            self._next_request()
 
     def _next_request(self) -> None:
         buf = self.buf
         end = buf.find(b"\r\n\r\n")
         if end < 0:
-            if len(buf) > MAX_HEAD:
+            if len(buf) > MAX_HEAD or _BARE_LF.search(buf):
                 self._start_splice()
             return
-        lines = bytes(buf[:end]).split(b"\r\n")
+        head = bytes(buf[:end + 2])
+        first = head.find(b"\r\n")
+        if not _HEADER_LINES.fullmatch(head, first + 2):
+            self._start_splice()
+            return
+        lines = head[:-2].split(b"\r\n")
         parts = lines[0].split(b" ")
         if len(parts) != 3 or parts[2] != b"HTTP/1.1" or parts[0] != b"POST":
             self._start_splice()
             return
         path, _, query = parts[1].partition(b"?")
-        if path not in self.worker.paths:
+        if path not in self.worker.paths or query and (not _QUERY.fullmatch(query) or b"#" in query):
             self._start_splice()
             return
         headers = []
@@ -160,17 +202,18 @@ class ClientConnection(asyncio.Protocol):
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
             name = name.lower()
-            if not sep or not name or name != name.strip() or name in _SPLICE_HEADERS:
+            value = value.strip(b" \t")
+            if name in _SPLICE_HEADERS:
                 self._start_splice()
                 return
-            value = value.strip()
             if name == b"content-length":
                 if length >= 0 or not value.isdigit():
                     self._start_splice()
                     return
                 length = int(value)
-            elif name == b"connection" and value.lower() == b"close":
-                self.close_after = True
+            elif name == b"connection" and b"close" in value.lower():
+                if b"close" in (t.strip(b" \t") for t in value.lower().split(b",")):
+                    self.close_after = True
             headers.append([name, value])
         if length < 0 or length > MAX_FORWARDED_BODY:
             self._start_splice()
@@ -206,8 +249,8 @@ class ClientConnection(asyncio.Protocol):
         transport.write(b"".join(head))
         if self.close_after:
             transport.close()
-        elif self.buf:
-            self._next_request()
+        else:
+            self._take_next()
 
     def _start_splice(self) -> None:
         self.splicing = True
