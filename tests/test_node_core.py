@@ -81,3 +81,57 @@ def test_follower_acknowledges_only_after_its_sync(tmp_path: Path) -> None:
     batch.durable_io()
     node.finish_ready(batch)
     assert trace.index("sync") < trace.index("send MsgAppResp")
+
+
+def test_deferred_apply_hands_entries_over_and_reads_wait_for_the_real_apply(tmp_path: Path) -> None:
+    trace: list[str] = []
+    applied: list[Entry] = []
+    node = make_node(tmp_path, 1, [1], trace, applied)
+    while node.process_ready():
+        pass
+    base = node.applied
+    node.propose(b"a")
+    node.propose(b"b")
+    batch = node.begin_ready()
+    assert batch is not None
+    batch.durable_io()
+    node.finish_ready(batch, defer_apply=True)
+    # Committed and handed over, not applied: the applied index (what reads and snapshots trust) waits.
+    assert node.commit_index == base + 2 and node.applied == base
+    assert [e.data for e in applied if e.type == EntryType.NORMAL and e.data] == []
+    served: list[BaseException | None] = []
+    node.request_read(served.append)
+    while (batch := node.begin_ready()) is not None:  # the read index comes back: base + 2
+        batch.durable_io()
+        node.finish_ready(batch, defer_apply=True)
+    assert served == [] and node.applied == base
+    node.apply_pending()
+    # Served once both entries are applied, in order.
+    assert served == [None] and node.applied == base + 2
+    assert [e.data for e in applied if e.type == EntryType.NORMAL and e.data] == [b"a", b"b"]
+
+
+def test_deferred_apply_applies_queued_entries_before_a_conf_change(tmp_path: Path) -> None:
+    from etcdpy.raft import ConfChange, ConfChangeType
+
+    trace: list[str] = []
+    applied: list[Entry] = []
+    node = make_node(tmp_path, 1, [1], trace, applied)
+    while node.process_ready():
+        pass
+    node.propose(b"before")
+    batch = node.begin_ready()
+    assert batch is not None
+    batch.durable_io()
+    node.finish_ready(batch, defer_apply=True)
+    assert node.applied < node.commit_index
+    node.propose_conf_change(ConfChange(type=ConfChangeType.ADD_LEARNER_NODE, node_id=2))
+    batch = node.begin_ready()
+    assert batch is not None
+    batch.durable_io()
+    node.finish_ready(batch, defer_apply=True)
+    # Raft's configuration must not run ahead of the apply: a conf change is applied at once, after
+    # the plain entry queued before it.
+    kinds = [(e.type, e.data) for e in applied if e.data or e.type != EntryType.NORMAL]
+    assert kinds[-2][1] == b"before" and kinds[-1][0] == EntryType.CONF_CHANGE
+    assert node.applied == node.commit_index

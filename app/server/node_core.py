@@ -222,6 +222,7 @@ class NodeCore:
         self._read_inflight: tuple[bytes, list[ReadWaiter], int] | None = None  # ctx, waiters, tick
         self._read_ready: list[tuple[int, list[ReadWaiter]]] = []  # (read index, waiters)
         self._ticks = 0
+        self._pending_apply: list[Entry] = []  # committed, handed over by finish_ready, not yet applied
         self._campaign_alone = True
         self._bytes_since_snapshot = sum(len(e.data) for e in wal_state.entries)
 
@@ -317,9 +318,16 @@ class NodeCore:
             )
         return ReadyBatch(rd, sent, rd.must_sync or rd.snapshot is not None, self.wal)
 
-    def finish_ready(self, batch: ReadyBatch) -> None:
-        """The Ready is durable: update the in-memory log, send, apply, serve reads, advance."""
+    def finish_ready(self, batch: ReadyBatch, defer_apply: bool = False) -> None:
+        """The Ready is durable: update the in-memory log, send, apply, serve reads, advance.
+
+        With `defer_apply`, plain committed entries are only queued, for `apply_pending` to apply while
+        the next Ready's sync runs (etcd too applies beside its raft loop). Raft's own applied index
+        moves on at `advance`, so anything that must be applied before Raft goes on (a conf change,
+        a snapshot) is applied here, after whatever is queued; reads wait for the real apply."""
         rd = batch.ready
+        if self._pending_apply and (not defer_apply or rd.snapshot is not None or not self._plain(rd)):
+            self.apply_pending()
         if rd.snapshot is not None:
             self.cb.install_snapshot(rd.snapshot)
             self.storage.apply_snapshot(rd.snapshot)
@@ -331,14 +339,33 @@ class NodeCore:
         if not batch.sent and rd.messages:
             self.cb.send(rd.messages)
         if rd.committed_entries:
-            self.cb.apply(rd.committed_entries)
-            self.applied = rd.committed_entries[-1].index
-            self._bytes_since_snapshot += sum(len(e.data) for e in rd.committed_entries)
-        self._serve_reads(rd)
+            if defer_apply and self._plain(rd):
+                self._pending_apply.extend(rd.committed_entries)
+            else:
+                self._apply(rd.committed_entries)
+        self._take_read_states(rd)
+        self._serve_reads()
         self.raw.advance(rd)
+
+    @staticmethod
+    def _plain(rd: Ready) -> bool:
+        return all(e.type == EntryType.NORMAL for e in rd.committed_entries)
+
+    def apply_pending(self) -> None:
+        """Apply the committed entries `finish_ready` queued, and serve the reads waiting for them."""
+        if self._pending_apply:
+            entries, self._pending_apply = self._pending_apply, []
+            self._apply(entries)
+            self._serve_reads()
+
+    def _apply(self, entries: list[Entry]) -> None:
+        self.cb.apply(entries)
+        self.applied = entries[-1].index
+        self._bytes_since_snapshot += sum(len(e.data) for e in entries)
 
     def begin_compaction(self) -> Compaction | None:
         """A log compaction, if the log has grown past --snapshot-count entries (or SNAPSHOT_BYTES)."""
+        self.apply_pending()  # the snapshot index must be applied, not only handed over
         entries = self.applied - self.snapshot_index
         if entries < self.snapshot_count and self._bytes_since_snapshot < SNAPSHOT_BYTES:
             return None
@@ -404,12 +431,14 @@ class NodeCore:
             self._read_inflight = None
             self._read_waiting = waiters + self._read_waiting
 
-    def _serve_reads(self, rd: Ready) -> None:
+    def _take_read_states(self, rd: Ready) -> None:
         inflight = self._read_inflight
         for rs in rd.read_states:
             if inflight is not None and rs.request_ctx == inflight[0]:
                 self._read_ready.append((rs.index, inflight[1]))
                 self._read_inflight = inflight = None
+
+    def _serve_reads(self) -> None:
         if self._read_ready:
             still: list[tuple[int, list[ReadWaiter]]] = []
             for index, waiters in self._read_ready:

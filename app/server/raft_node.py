@@ -5,7 +5,8 @@ Inputs (ticks, proposals, peer messages, read-index requests) are fed to the nod
 wake the loop; the loop runs each Ready's cycle: `begin_ready` (a leader's messages out, WAL writes),
 the blocking `fdatasync` through `run_io` (by default in one dedicated thread, so the event loop keeps
 serving and proposals arriving during a sync are batched into the next Ready: group commit), then
-`finish_ready` (a follower's messages, apply, reads, advance); a due log compaction runs the same way.
+`finish_ready` (a follower's messages, reads, advance), which hands plain committed entries over to be
+applied while the next Ready's sync runs; a due log compaction runs the same way.
 The simulation (tests/sim) runs this same runner on a virtual-time loop with its own `run_io` (a
 simulated disk) and `fatal` (a simulated crash).
 """
@@ -109,6 +110,18 @@ class RaftNode(NodeCore):
 
     # ------------------------------------------------------------------ the loop
 
+    async def _overlapped(self, io: Awaitable[None]) -> None:
+        """Run `io` and, while it runs, apply what the last Ready committed."""
+        task = asyncio.ensure_future(io)
+        await asyncio.sleep(0)  # let the task start the sync (hand it to the sync thread) first
+        try:
+            self.apply_pending()
+        except BaseException:
+            # An apply failure stops the member (below); the sync may finish or not, unobserved.
+            task.cancel()
+            raise
+        await task
+
     async def _tick_loop(self) -> None:
         while not self._stopped:
             await asyncio.sleep(self.tick_seconds)
@@ -121,12 +134,16 @@ class RaftNode(NodeCore):
             try:
                 while (batch := self.begin_ready()) is not None:
                     if batch.needs_sync:
-                        await self._run_io(batch.durable_io)
-                    self.finish_ready(batch)
+                        # The sync releases the GIL: the previous Ready's entries are applied meanwhile.
+                        await self._overlapped(self._run_io(batch.durable_io))
+                    else:
+                        self.apply_pending()
+                    self.finish_ready(batch, defer_apply=True)
                     compaction = self.begin_compaction()
                     if compaction is not None:
                         await self._run_io(compaction.durable_io)
                         self.finish_compaction(compaction)
+                self.apply_pending()
             except asyncio.CancelledError:
                 raise
             except OSError as exc:
