@@ -73,8 +73,9 @@ class RaftNode(NodeCore):
         self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="wal-sync")
         self._run_io = run_io if run_io is not None else self._in_sync_thread
 
-    async def _in_sync_thread(self, io: Callable[[], None]) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._sync_thread, io)
+    def _in_sync_thread(self, io: Callable[[], None]) -> asyncio.Future[None]:
+        # A future, not a coroutine: the sync is handed to the thread now, before the caller applies.
+        return asyncio.get_running_loop().run_in_executor(self._sync_thread, io)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -112,8 +113,9 @@ class RaftNode(NodeCore):
 
     async def _overlapped(self, io: Awaitable[None]) -> None:
         """Run `io` and, while it runs, apply what the last Ready committed."""
+        # No yield before the apply: a request arriving now must find this member's state applied
+        # (the default run_io has already handed the sync to its thread).
         task = asyncio.ensure_future(io)
-        await asyncio.sleep(0)  # let the task start the sync (hand it to the sync thread) first
         try:
             self.apply_pending()
         except BaseException:
