@@ -116,7 +116,7 @@ for _name, _doc in [
 def compare_cmd(names: tuple[str, ...], rounds: int, cluster: int, servers: str, **kw: Any) -> None:
     """Start etcd 3.4 and etcdpy and run NAMES against both, alternating, --rounds times.
 
-    NAMES are scenarios (put-64, range-64, put-latency-1, put-256; the default set = the issue's
+    NAMES are scenarios (put-64, range-64, range-s-64, put-latency-1, put-256; the default set = the issue's
     goals) or workload names (run with the given options).
     """
     kinds = tuple(s.strip() for s in servers.split(",") if s.strip())

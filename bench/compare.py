@@ -27,10 +27,11 @@ from etcdpy.bench.workloads import Spec
 SCENARIOS: dict[str, dict[str, Any]] = {
     "put-64": {"workload": "put", "conns": 64},
     "range-64": {"workload": "range", "conns": 64, "consistency": "l"},
+    "range-s-64": {"workload": "range", "conns": 64, "consistency": "s"},
     "put-latency-1": {"workload": "put", "conns": 1, "threads": 1},
     "put-256": {"workload": "put", "conns": 256},
 }
-DEFAULT_SET = ("put-64", "range-64", "put-latency-1", "put-256")
+DEFAULT_SET = ("put-64", "range-64", "range-s-64", "put-latency-1", "put-256")
 FIGURES = ("throughput", "p50", "p90", "p99", "p99.9")
 
 
