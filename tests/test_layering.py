@@ -2,7 +2,8 @@
 
 `etcdpy.raft` imports nothing of ours; `etcdpy.storage` nothing but itself; `etcdpy.app` may use both,
 never the reverse. Inside `app`, the gateway may use the server and peer rooms, the server may use the
-peer room, and the peer room neither. Every import counts, those under `TYPE_CHECKING` too: a circle
+peer room, and the peer room neither; the front workers' room sits above the gateway, and the worker
+process's own module loads none of the server. Every import counts, those under `TYPE_CHECKING` too: a circle
 there is still a circle in the design (a lower layer names what it needs as a Protocol instead).
 """
 
@@ -20,9 +21,15 @@ FORBIDDEN = {
     "etcdpy.raft": ("etcdpy.storage", "etcdpy.app", "etcdpy.bench"),
     "etcdpy.storage": ("etcdpy.raft", "etcdpy.app", "etcdpy.bench"),
     "etcdpy.app": ("etcdpy.bench",),
-    "etcdpy.app.peer": ("etcdpy.app.server", "etcdpy.app.gateway", "etcdpy.app.ctl"),
-    "etcdpy.app.server": ("etcdpy.app.gateway", "etcdpy.app.ctl"),
-    "etcdpy.app.gateway": ("etcdpy.app.ctl",),
+    "etcdpy.app.peer": ("etcdpy.app.server", "etcdpy.app.gateway", "etcdpy.app.ctl", "etcdpy.app.front"),
+    "etcdpy.app.server": ("etcdpy.app.gateway", "etcdpy.app.ctl", "etcdpy.app.front"),
+    "etcdpy.app.gateway": ("etcdpy.app.ctl", "etcdpy.app.front"),
+    "etcdpy.app.front": ("etcdpy.app.ctl",),
+    # A worker process starts in tens of milliseconds because it never loads the server: only the
+    # frame format, the codec and the interpreter settings.
+    "etcdpy.app.front.worker": ("etcdpy.app.server", "etcdpy.app.peer", "etcdpy.app.front.bridge",
+                                "etcdpy.app.front.pool", "etcdpy.app.gateway.dispatch",
+                                "etcdpy.app.gateway.asgi", "etcdpy.raft"),
     "etcdpy.app.ctl": ("etcdpy.app.server", "etcdpy.app.gateway", "etcdpy.app.peer", "etcdpy.raft",
                        "etcdpy.storage"),
 }
