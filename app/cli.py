@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -152,6 +153,12 @@ async def serve(config: Config) -> None:
              ", ".join(config.listen_client_urls), ", ".join(config.listen_peer_urls))
     background = [(other, asyncio.create_task(other.serve(sockets=socks))) for other, socks in others]
     interpreter.freeze_startup_objects()
+    # uvicorn re-raises the signal that stopped it once its serve() returns, with the handler that was
+    # in place before: Python's default would kill the process (SIGTERM) or raise KeyboardInterrupt
+    # (SIGINT) before the member is stopped and its database closed (memtables flushed, so the next
+    # start has nothing to replay). Remember it instead; main() re-raises it after the cleanup.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _remember_signal)
     try:
         if pool is not None:
             await pool.start()
@@ -165,6 +172,20 @@ async def serve(config: Config) -> None:
             await task
         await server.stop()
         server.close()
+
+
+_stopped_by: list[int] = []
+
+
+def _remember_signal(signum: int, frame: object) -> None:
+    _stopped_by.append(signum)
+
+
+def _exit_as_signalled() -> None:
+    """Die of the signal that stopped the member, as etcd does (its exit status shows the signal)."""
+    if _stopped_by:
+        signal.signal(_stopped_by[0], signal.SIG_DFL)
+        os.kill(os.getpid(), _stopped_by[0])
 
 
 def _downgrade(server: EtcdServer) -> tuple[bool, str]:
@@ -198,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     interpreter.tune()
     try:
         asyncio.run(serve(config))
+        _exit_as_signalled()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(exc.exit_code)
