@@ -638,10 +638,14 @@ class EtcdServer:
         """Wait until this member has applied everything committed before now (ReadIndex)."""
         if not self.node.leader:
             raise server_error(errors.NO_LEADER)
+        future = self.node.read_index()
+        timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, _time_out, future)
         try:
-            await asyncio.wait_for(self.node.read_index(), REQUEST_TIMEOUT)
-        except TimeoutError:
-            raise server_error(errors.TIMEOUT) from None
+            result = await future
+        finally:
+            timer.cancel()
+        if result is _TIMED_OUT:
+            raise server_error(errors.TIMEOUT)
 
     async def range(self, req: RangeRequest) -> RangeResult:
         txn_eval.check_range(req)

@@ -19,6 +19,7 @@ import os
 import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from etcdpy.app.server.node_core import (
     CATCH_UP_ENTRIES,
@@ -95,9 +96,10 @@ class RaftNode(NodeCore):
             except asyncio.CancelledError:
                 pass
 
-    async def read_index(self) -> None:
-        """Return once this member has applied everything committed before the call (ReadIndex)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def read_index(self) -> asyncio.Future[Any]:
+        """A future done once this member has applied everything committed before the call (ReadIndex).
+        A future rather than a coroutine: the caller sets its own deadline on it without a task."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def done(exc: BaseException | None) -> None:
             if future.done():
@@ -107,7 +109,7 @@ class RaftNode(NodeCore):
             else:
                 future.set_exception(exc)
         self.request_read(done)
-        await future
+        return future
 
     # ------------------------------------------------------------------ the loop
 
