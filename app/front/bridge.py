@@ -68,7 +68,7 @@ class MemberChannel(asyncio.Protocol):
         self._out.clear()
 
     async def _serve(self, frame: list[Any], gone: asyncio.Event) -> None:
-        if self.gateway is not None:
+        if self.gateway is not None and frame[3] in self.gateway.routes.rpcs:
             await self._answer(frame, self.gateway)
             return
         _, rid, method, path, query, headers, client, body, _ = frame
@@ -120,11 +120,14 @@ class MemberChannel(asyncio.Protocol):
             return
         if not status:
             # What uvicorn answers for an app that failed or never answered.
-            status, out_headers, chunks = 500, [[b"content-type", b"text/plain; charset=utf-8"]], [_FAILED]
+            status, chunks = 500, [_FAILED]
+            out_headers = [[b"content-type", b"text/plain; charset=utf-8"],
+                           [b"content-length", b"%d" % len(_FAILED)]]
         body = b"".join(chunks)
         if not any(name.lower() == b"content-length" for name, _ in out_headers):
-            # The worker frames its answer by this header alone (it never sends chunked encoding).
-            out_headers.append([b"content-length", str(len(body)).encode()])
+            # A streamed answer (a keep-alive stream that ended with its body): uvicorn would have sent
+            # it chunked, and so does the worker, as one chunk.
+            out_headers.append([b"transfer-encoding", b"chunked"])
         self._send([frames.RESPONSE, rid, status, out_headers, body])
 
     async def _answer(self, frame: list[Any], gateway: Gateway) -> None:

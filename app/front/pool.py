@@ -55,7 +55,7 @@ class WorkerPool:
         # KV RPCs take bodies the workers decoded; behind a filter every frame goes through the app.
         self.gateway = app if isinstance(app, Gateway) else None
         routes = app.routes if isinstance(app, Gateway) else gateway_routes()
-        self.paths = list(routes.rpcs)
+        self.paths = [*routes.rpcs, *sorted(routes.bounded_streams)]
         self.decode = [f"{path}={message}" for path, (message, _) in routes.decoded.items()] \
             if self.gateway is not None else []
         self._tasks: list[asyncio.Task[None]] = []

@@ -242,6 +242,8 @@ class ClientConnection(asyncio.Protocol):
         if not isinstance(body, bytes):
             body = codec.dumps(body)
             head.append(b"content-length: %d\r\n" % len(body))
+        elif headers and headers[-1][0] == b"transfer-encoding":
+            body = (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)) if body else b"0\r\n\r\n"
         if self.close_after:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")

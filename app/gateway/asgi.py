@@ -49,6 +49,7 @@ def gateway_routes() -> Routes:
                  **election.STREAMS},
         own_preflight=frozenset({sse.SSE_PATH, election_sse.SSE_PATH}),
         decoded=kv.DECODED,
+        bounded_streams=lease.BOUNDED_STREAMS,
     )
 
 

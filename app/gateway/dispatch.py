@@ -67,6 +67,8 @@ class Routes:
     own_preflight: frozenset[str] = frozenset()  # paths whose handler answers its own CORS preflight
     # unary RPCs that also take a decoded body: path -> (request message name, handler)
     decoded: dict[str, tuple[str, DecodedHandler]] = field(default_factory=dict)
+    # streams whose answer ends when the request body does: a whole body is answered like a unary call
+    bounded_streams: frozenset[str] = frozenset()
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -168,3 +168,6 @@ RPCS: dict[str, Handler] = {
     "/v3/kv/lease/leases": lease_leases,
 }
 STREAMS: dict[str, StreamHandler] = {"/v3/lease/keepalive": lease_keepalive_stream}
+# The keep-alive stream ends with its request body (gateway-api.md §6.3): one renewal per body is how
+# clients use it, and front workers may answer such a body whole, as one exchange.
+BOUNDED_STREAMS = frozenset(STREAMS)

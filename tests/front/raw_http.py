@@ -139,11 +139,11 @@ class Conn:
         """The next chunk of a chunked body; None for the last (empty) one."""
         deadline = time.monotonic() + (timeout or self.timeout)
         size = int(self._line(deadline).split(b";")[0], 16)
-        data = self._take(size + 2, deadline)[:-2]
         if size == 0:
-            self._line(deadline)  # the empty trailer line
+            while self._line(deadline):  # trailer fields, up to the empty line that ends the body
+                pass
             return None
-        return data
+        return self._take(size + 2, deadline)[:-2]
 
     def read_response(self, timeout: float | None = None) -> Response:
         deadline = time.monotonic() + (timeout or self.timeout)

@@ -133,9 +133,9 @@ def test_a_cancel_frame_is_the_apps_disconnect_and_gets_no_answer() -> None:
     run(app, test)
 
 
-def test_every_answer_carries_its_length() -> None:
-    """A worker frames its answer only by `content-length`; a response without one (or no response
-    at all, or a failure) must still be one the client can read, as uvicorn would have sent it."""
+def test_every_answer_carries_its_framing() -> None:
+    """A response without a length (a stream that ended with its body) is marked chunked, as uvicorn
+    sends it; no response at all, or a failure, is uvicorn's 500: every answer is one a client can read."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         body = (await receive())["body"]
@@ -147,7 +147,7 @@ def test_every_answer_carries_its_length() -> None:
 
     async def test(channel: MemberChannel, worker: WorkerEnd) -> None:
         worker.send(request(1, b"stream"))
-        assert await worker.next() == [frames.RESPONSE, 1, 200, [[b"content-length", b"2"]], b"ab"]
+        assert await worker.next() == [frames.RESPONSE, 1, 200, [[b"transfer-encoding", b"chunked"]], b"ab"]
         error = [[b"content-type", b"text/plain; charset=utf-8"], [b"content-length", b"21"]]
         for rid, body in ((2, b"raise"), (3, b"nothing")):
             worker.send(request(rid, body))

@@ -74,6 +74,10 @@ def scenario(rec: Recorder) -> None:
                 "failure": [{"request_range": {"key": b64("a")}}]})),
             ("lease grant", post("/v3/lease/grant", {"ID": 4660, "TTL": 60})),
             ("lease list", post("/v3/lease/leases", {})),
+            # The keep-alive stream ends with its body: a whole body is answered as one exchange.
+            ("lease keepalive", post("/v3/lease/keepalive", {"ID": 4660})),
+            ("lease keepalive x2", request("POST", "/v3/lease/keepalive", b'{"ID":4660} {"ID":4660}')),
+            ("lease keepalive bad", request("POST", "/v3/lease/keepalive", b'{"ID":"x"}')),
             ("bad base64", post("/v3/kv/put", {"key": "!!", "value": b64("x")})),
             ("bad json", request("POST", "/v3/kv/range", b'{"key":')),
             ("query string", request("POST", "/v3/kv/range?x=1", json.dumps({"key": b64("a")}).encode())),
