@@ -25,6 +25,7 @@ from etcdpy.app.gateway.dispatch import Gateway
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 0.5
+STOP_S = 3.0  # a worker's drain (worker.DRAIN_S) and a margin
 
 
 def default_count() -> int:
@@ -112,7 +113,17 @@ class WorkerPool:
         self._procs.discard(proc)
 
     async def stop(self) -> None:
+        """Stop the workers: SIGTERM lets each close its sockets and finish the answers it owes
+        (this member still serves them); any still running after STOP_S is killed."""
         self._stopping = True
+        procs = list(self._procs)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        loop = asyncio.get_running_loop()
+        exits = [loop.run_in_executor(None, proc.wait) for proc in procs]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*exits), STOP_S)
         for proc in list(self._procs):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

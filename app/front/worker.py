@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import os
 import re
@@ -35,6 +36,8 @@ from etcdpy.app.gateway import codec
 # messages itself, and a worker never buffers more than this per connection.
 MAX_FORWARDED_BODY = 2 * 1024 * 1024
 MAX_HEAD = 64 * 1024
+DRAIN_S = 2.0  # on SIGTERM: how long answers still owed are waited for
+FLUSH_S = 0.05
 _HIGH_WATER = 1 << 20
 _SPLICE_HEADERS = (b"transfer-encoding", b"expect", b"upgrade", b"origin")
 # What the member's server (httptools) accepts, and no more: header lines of an RFC 9110 token, a
@@ -90,6 +93,8 @@ class Channel(asyncio.Protocol):
         for frame in self.reader.feed(data):
             if frame[0] == frames.RESPONSE:
                 conn = self.worker.pending.pop(frame[1], None)
+                if not self.worker.pending:
+                    self.worker.drained.set()
                 if conn is not None:
                     conn.answer(frame[2], frame[3], frame[4])
 
@@ -321,6 +326,7 @@ class Worker:
         self.messages = messages  # path -> request message, for the RPCs this worker decodes
         self.member_http = member_http
         self.pending: dict[int, ClientConnection] = {}
+        self.drained = asyncio.Event()  # set when the last pending request got its answer
         self.next_id = 0
         self.date = _Date()
         self.channel = Channel(self)
@@ -345,11 +351,24 @@ async def _serve(args: argparse.Namespace) -> None:
     worker = Worker(frozenset(p.encode() for p in args.paths.split(",") if p), args.member_http, messages)
     channel_sock = socket.socket(fileno=args.channel_fd)
     await loop.connect_accepted_socket(lambda: worker.channel, channel_sock)
+    servers = []
     for fd in args.listen_fd:
         sock = socket.socket(fileno=fd)
         sock.setblocking(False)
-        await loop.create_server(lambda: ClientConnection(worker), sock=sock, backlog=2048)
-    await asyncio.Event().wait()
+        servers.append(await loop.create_server(lambda: ClientConnection(worker), sock=sock, backlog=2048))
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    # The member is stopping (pool.stop): take no new connections, let the requests it is answering
+    # get their answers (it keeps serving until its workers are gone), then go.
+    for server in servers:
+        server.close()
+    deadline = loop.time() + DRAIN_S
+    while worker.pending and loop.time() < deadline:
+        worker.drained.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.drained.wait(), deadline - loop.time())
+    await asyncio.sleep(FLUSH_S)  # the last answers leave the socket buffers
 
 
 def _die_with_parent() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import select
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -309,3 +310,15 @@ def test_decodes_the_rpcs_it_is_told_to_and_encodes_payload_answers(member: Fake
         assert other[3] == "/v3/kv/range" and other[8] is None
         member.answer(other[1], 200, [[b"content-length", b"2"]], b"{}")
         assert conn.read_response().body == b"{}"
+
+
+def test_sigterm_finishes_the_answers_owed_then_exits(member: FakeMember) -> None:
+    with Conn(member.url) as conn:
+        conn.send(put())
+        frame = member.next_frame()
+        # The member stops its workers while this request is still being answered: the worker
+        # waits for the answer it owes, sends it, and only then exits.
+        member.proc.send_signal(signal.SIGTERM)
+        member.answer(frame[1], 200, OK_HEADERS, b"{}")
+        assert conn.read_response().body == b"{}"
+    assert member.proc.wait(timeout=10) == 0
