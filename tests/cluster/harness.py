@@ -377,8 +377,9 @@ class Cluster:
     # ------------------------------------------------------------------ observation
 
     def live(self) -> list[str]:
-        """Members whose process runs and is not paused."""
-        return [n for n, m in self.members.items() if m.running and not m.paused]
+        """Members whose process runs and is not paused (a copy of the table first: workload threads
+        ask while the test adds members)."""
+        return [n for n, m in list(self.members.items()) if m.running and not m.paused]
 
     def url(self, name: str) -> str:
         return self.members[name].url
