@@ -1,5 +1,8 @@
-"""The member's end of a front worker's channel: each request frame runs through the member's client
-ASGI application exactly as an HTTP request would, and the collected answer goes back as one frame."""
+"""The member's end of a front worker's channel: each request frame is answered as the same HTTP
+request would be, and the answer goes back as one frame. A unary RPC goes straight to the gateway's
+unary core (`Gateway.answer_unary`: no ASGI exchange, a success returned as its payload for the
+worker to encode); anything else, or everything when a CORS filter wraps the gateway, runs through the
+member's client ASGI application with its answer collected."""
 
 from __future__ import annotations
 

@@ -2,10 +2,12 @@
 the unary RPCs through its member, so HTTP parsing and socket work run on another core.
 
 A worker only answers what it understands exactly: a `POST` of a path in the member's unary RPC
-table, with a `Content-Length` body and nothing unusual (no `Transfer-Encoding`, `Expect`, `Upgrade`
-or `Origin`). It hands such a request to the member as one frame, and the member runs it through the
-very same ASGI application it serves everything else with, so the answer is byte for byte the one
-the member would have given. Anything else (streams, WebSockets, SSE, the dashboard, CORS preflights,
+table (or a keep-alive renewal, whose stream ends with its body), with a `Content-Length` body and
+nothing unusual (no `Transfer-Encoding`, `Expect`, `Upgrade` or `Origin`). It hands such a request to
+the member as one frame, the KV RPCs' bodies already decoded with the gateway's codec, and the member
+runs it through the same unary core (or ASGI application) it serves everything else with, so the
+answer is byte for byte the one the member would have given; a success may come back as the payload,
+which the worker encodes. Anything else (streams, WebSockets, SSE, the dashboard, CORS preflights,
 malformed requests) turns the connection into a splice: the raw bytes from that request on are
 relayed, both ways, to the member's own HTTP server on a private Unix socket.
 
