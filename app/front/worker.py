@@ -82,9 +82,10 @@ class Channel(asyncio.Protocol):
 
     def send(self, frame: list[Any]) -> None:
         # Frames queued in one loop iteration go out in one write (one syscall for many requests).
+        data = frames.encode(frame)  # first: a frame that cannot be encoded changes nothing
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append(frames.encode(frame))
+        self._out.append(data)
 
     def _flush(self) -> None:
         if self.transport is not None and self._out:
@@ -235,9 +236,14 @@ class ClientConnection(asyncio.Protocol):
         self.waiting = worker.next_id
         worker.pending[self.waiting] = self
         text_path = path.decode("latin-1")
-        decoded = worker.decode(text_path, body)
-        worker.channel.send([frames.REQUEST, self.waiting, "POST", text_path, query, headers, self.client,
-                             body, decoded])
+        frame = [frames.REQUEST, self.waiting, "POST", text_path, query, headers, self.client, body,
+                 worker.decode(text_path, body)]
+        try:
+            worker.channel.send(frame)
+        except (TypeError, ValueError, OverflowError):
+            # A decoded body msgpack cannot carry exactly: the member decodes the bytes itself.
+            frame[-1] = None
+            worker.channel.send(frame)
 
     def answer(self, status: int, headers: list[list[bytes]], body: bytes | dict[str, Any]) -> None:
         self.waiting = None
@@ -340,11 +346,9 @@ class Worker:
         if message is None:
             return None
         try:
-            d = codec.decode_request(body, message)
-            frames.encode(d)  # only what msgpack carries exactly
+            return codec.decode_request(body, message)
         except Exception:  # noqa: BLE001 - see the docstring
             return None
-        return d
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -45,7 +45,6 @@ CORS = [
 _JSON_OK = [
     (b"content-type", b"application/json"), (b"grpc-metadata-content-type", b"application/grpc"), *CORS,
 ]
-_JSON_OK_NO_LENGTH = _JSON_OK
 _JSON_ERR = [(b"content-type", b"application/json"), *CORS]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff"), *CORS]
 
@@ -127,7 +126,11 @@ def _grpc_timeout(headers: list[tuple[bytes, bytes]]) -> float | None:
 
 def authorization(scope: Scope) -> str | None:
     """The raw Authorization header (etcd's gateway hands it to the server as the token), or None."""
-    for name, value in scope["headers"]:
+    return _authorization(scope["headers"])
+
+
+def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
         if name == b"authorization":
             return str(value.decode("latin-1"))
     return None
@@ -267,17 +270,14 @@ class Gateway:
             return _failure(to_etcd_error(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must still get an answer in etcd's shape
             return _failure(internal_error(exc, path))
-        return 200, 0, _JSON_OK_NO_LENGTH, payload
+        return 200, 0, _JSON_OK, payload
 
     async def answer_unary(self, path: str, headers: list[tuple[bytes, bytes]], client: Any, body: bytes,
                            decoded: dict[str, Any] | None) -> tuple[int, list[tuple[bytes, bytes]],
                                                                    bytes | dict[str, Any]]:
         """What `__call__` answers to `POST path` for a unary RPC `path` (exactly as routed: a front
         worker sends nothing else), without an ASGI exchange: status, headers and body (or payload)."""
-        token = None
-        for name, value in headers:
-            if name == b"authorization":
-                token = value.decode("latin-1")
+        token = _authorization(headers)
         reset = request_token.set(token)
         try:
             if token is not None:
