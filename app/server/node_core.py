@@ -326,7 +326,8 @@ class NodeCore:
         moves on at `advance`, so anything that must be applied before Raft goes on (a conf change,
         a snapshot) is applied here, after whatever is queued; reads wait for the real apply."""
         rd = batch.ready
-        if self._pending_apply and (not defer_apply or rd.snapshot is not None or not self._plain(rd)):
+        defer = defer_apply and all(e.type == EntryType.NORMAL for e in rd.committed_entries)
+        if self._pending_apply and (rd.snapshot is not None or not defer):
             self.apply_pending()
         if rd.snapshot is not None:
             self.cb.install_snapshot(rd.snapshot)
@@ -339,17 +340,13 @@ class NodeCore:
         if not batch.sent and rd.messages:
             self.cb.send(rd.messages)
         if rd.committed_entries:
-            if defer_apply and self._plain(rd):
+            if defer:
                 self._pending_apply.extend(rd.committed_entries)
             else:
                 self._apply(rd.committed_entries)
         self._take_read_states(rd)
         self._serve_reads()
         self.raw.advance(rd)
-
-    @staticmethod
-    def _plain(rd: Ready) -> bool:
-        return all(e.type == EntryType.NORMAL for e in rd.committed_entries)
 
     def apply_pending(self) -> None:
         """Apply the committed entries `finish_ready` queued, and serve the reads waiting for them."""
