@@ -98,6 +98,14 @@ def test_enum_names_are_matched_on_the_raw_text(message: str, field: Any) -> Non
     assert decode(f'{{"{field.name}":2147483647}}', message)[field.name] == 2**31 - 1
 
 
+def test_enum_errors_quote_control_bytes_as_go_does() -> None:
+    # etcd 3.4 (asked on 127.0.0.1): a raw DEL inside the name is quoted `\x7f`, as strconv.Quote does,
+    # not `\u007f`.
+    with pytest.raises(DecodeError) as err:
+        decode('{"key":"YQ==","sort_order":"a\x7fb"}', "RangeRequest")
+    assert str(err.value) == 'unknown value "a\\x7fb" for enum etcdserverpb.RangeRequest_SortOrder'
+
+
 @pytest.fixture
 def store(tmp_path: Any) -> Any:
     s = MVCCStore(str(tmp_path / "db"))

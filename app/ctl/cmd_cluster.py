@@ -25,8 +25,9 @@ from etcdpy.app.ctl.client import (
     base_url,
 )
 from etcdpy.app.ctl.context import bad_args, ctl, parse_hex_id
-from etcdpy.app.ctl.gojson import go_duration, go_quote
+from etcdpy.app.ctl.gojson import go_duration
 from etcdpy.app.ctl.printers import DBStatus, EpHash, EpHealth, EpStatus, Printer, out
+from etcdpy.app.go_quote import go_quote
 
 ARGS = click.argument("args", nargs=-1)
 HEALTH_RETRY_S = 0.1

@@ -5,8 +5,8 @@ gateway writes strings), enums become their numbers, zero values are omitted jus
 omits them, and ``<``, ``>``, ``&``, U+2028/9 in strings are escaped. Field order is the proto order in
 both, so converting the gateway's objects in place gives byte-identical output.
 
-Also here: Go's ``%q`` (strconv.Quote), ``%v`` of a []string, and go-humanize's ``Bytes``, which the
-simple, fields and table printers need.
+Also here: Go's ``%v`` of a []string and go-humanize's ``Bytes``, which the simple, fields and table
+printers need (Go's ``%q`` is `etcdpy.app.go_quote`, shared with the gateway's error messages).
 """
 
 from __future__ import annotations
@@ -49,34 +49,6 @@ def dumps(value: Any) -> str:
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
-def go_quote(data: bytes | str) -> str:
-    """strconv.Quote: printable runes kept, the rest escaped the way Go escapes them."""
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
-    out = ['"']
-    text = raw.decode("utf-8", "surrogateescape")
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # an invalid UTF-8 byte
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 def go_bool(flag: bool) -> str:

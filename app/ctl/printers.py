@@ -22,10 +22,10 @@ from etcdpy.app.ctl.gojson import (
     convert,
     dumps,
     go_bool,
-    go_quote,
     go_str_slice,
     humanize_bytes,
 )
+from etcdpy.app.go_quote import go_quote
 
 EXIT_BAD_FEATURE = 4
 

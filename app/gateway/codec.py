@@ -25,6 +25,7 @@ from etcdpy.app.gateway.json_body import (
     parse_number_text,
 )
 from etcdpy.app.gateway.schema import ENUMS, MESSAGES, Field
+from etcdpy.app.go_quote import go_quote
 from etcdpy.storage.kv_types import (
     CompactionRequest,
     Compare,
@@ -235,29 +236,6 @@ def _decode_order(fields: list[Field]) -> list[Field]:
 _DECODE_ORDER = {name: _decode_order(fields) for name, fields in MESSAGES.items()}
 
 
-def go_quote(text: bytes) -> str:
-    """Go's %q of a byte string (strconv.Quote): printable runes as they are, the rest escaped."""
-    out = ['"']
-    decoded = text.decode("utf-8", "surrogateescape")
-    for ch in decoded:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # an invalid UTF-8 byte
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 def _decode_field(raw: Any, field: Field) -> Any:
