@@ -4,7 +4,6 @@ etcdutl's flags, outputs and exit codes (1 on any error, with `Error: …` on st
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 import orjson
@@ -12,6 +11,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from etcdpy.app import backup
 from etcdpy.app.backup import SnapshotError, SnapshotStatus
+from etcdpy.app.ctl.gojson import humanize_bytes
+from etcdpy.app.ctl.printers import render_table
 
 USAGE = "etcdpy snapshot {save FILE --endpoints URL | status FILE [-w simple|table|json] | restore FILE ...}"
 
@@ -38,30 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def humanize_bytes(size: int) -> str:
-    """go-humanize's Bytes (SI units), which etcdutl prints sizes with."""
-    if size < 10:
-        return f"{size} B"
-    exp = min(int(math.floor(math.log(size) / math.log(1000))), 6)
-    value = math.floor(size / 1000**exp * 10 + 0.5) / 10
-    unit = ("B", "kB", "MB", "GB", "TB", "PB", "EB")[exp]
-    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-
-
 def format_status(st: SnapshotStatus, write_out: str) -> str:
     row = [f"{st.hash:x}", str(st.revision), str(st.total_key), humanize_bytes(st.total_size)]
     if write_out == "json":
         return orjson.dumps(st.to_json()).decode()
     if write_out == "simple":
         return ", ".join(row)
-    header = ["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"]
-    widths = [max(len(h), len(v)) for h, v in zip(header, row, strict=True)]
-    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    head = "|" + "|".join(f" {h.center(w)} " for h, w in zip(header, widths, strict=True)) + "|"
-    # etcdutl's table: the hash left-aligned, the numbers right-aligned.
-    cells = [row[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)]
-    body = "|" + "|".join(f" {c} " for c in cells) + "|"
-    return "\n".join([rule, head, rule, body, rule])
+    # etcdctl's tablewriter table, the renderer etcdpyctl prints with (an odd gap around a header puts
+    # its extra space on the right, as etcdctl does for a 7-digit hash).
+    return render_table(["hash", "revision", "total keys", "total size"], [row]).rstrip("\n")
 
 
 def _save(args: argparse.Namespace) -> None:
