@@ -10,6 +10,8 @@ there is still a circle in the design (a lower layer names what it needs as a Pr
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -143,3 +145,12 @@ def test_the_graph_sees_real_edges() -> None:
     # Guards the checker itself: a rule that matched nothing would pass vacuously.
     assert "etcdpy.storage.mvcc" in GRAPH["etcdpy.app.server.etcd_server"]
     assert "etcdpy.raft" in GRAPH["etcdpy.app.server.raft_node"]
+
+
+def test_starting_a_member_loads_neither_fastapi_nor_jwt() -> None:
+    """A restart is mostly imports: the member serves `/v3/` without FastAPI/pydantic (built on the
+    first other request) and without PyJWT (only `--auth-token jwt,...` needs it)."""
+    code = ("import sys, etcdpy.app.cli, etcdpy.app.front.worker; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'pydantic', 'jwt'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

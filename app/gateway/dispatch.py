@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from etcdpy.app.errors import (
@@ -352,4 +351,6 @@ class Gateway:
         routes = getattr(self.fallback, "routes", None)
         if routes is None:
             return True
+        from starlette.routing import Match  # loaded with the app whose routes these are
+
         return any(route.matches(scope)[0] != Match.NONE for route in routes)

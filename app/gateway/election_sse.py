@@ -27,13 +27,14 @@ from starlette.types import Receive, Scope, Send
 from etcdpy.app.errors import EtcdError, to_etcd_error
 from etcdpy.app.gateway.codec import kv_json
 from etcdpy.app.gateway.cors import Cors
+from etcdpy.app.gateway.sse_paths import ELECTION_SSE_PATH
 from etcdpy.app.gateway.watch.sse import ALLOW_HEADERS, KEEPALIVE_S, RETRY_MS, _bad_request, _sse
 from etcdpy.app.server.coordination import Coordinator
 from etcdpy.app.server.etcd_server import EtcdServer
 from etcdpy.storage.errors import StorageError
 from etcdpy.storage.kv_types import KeyValue
 
-SSE_PATH = "/election/sse"
+SSE_PATH = ELECTION_SSE_PATH
 _END = object()
 
 

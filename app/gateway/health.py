@@ -4,6 +4,8 @@
 
 `check()` is the one health decision (alarms, leader, a read through the API); every endpoint words its
 answer from it. Alarms come from `server.alarms` when the server has them (the maintenance service).
+The client listener's routes for them are in health_routes.py, with the FastAPI app; this module needs
+no FastAPI, so the metrics listener does not load it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ import resource
 import sys
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from etcdpy.app.gateway.dispatch import CORS, respond
@@ -29,7 +30,6 @@ from etcdpy.raft import ProgressStateType, StateType
 
 log = logging.getLogger("etcdpy.server")
 
-_CORS_HEADERS = {k.decode(): v.decode() for k, v in CORS}
 HEALTH_READ_TIMEOUT_S = 1.0  # etcd 3.4 gives its health read one second
 ALARM_NAMES = {1: "NOSPACE", 2: "CORRUPT"}
 
@@ -67,16 +67,23 @@ async def check(server: Any, *, serializable: bool, exclude: frozenset[str] = fr
     return Health(True)
 
 
-def _query(request: Request) -> tuple[bool, frozenset[str]]:
-    serializable = request.query_params.get("serializable") == "true"
-    exclude = frozenset(v for v in request.query_params.getlist("exclude") if v)
+def query_flags(query_string: bytes) -> tuple[bool, frozenset[str]]:
+    """`?serializable=true` and the `?exclude=` alarm names of a health request."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    serializable = next((v for k, v in pairs if k == "serializable"), None) == "true"
+    exclude = frozenset(v for k, v in pairs if k == "exclude" and v)
     return serializable, exclude
 
 
-def health_response(health: Health, *, with_reason: bool, cors: bool = True) -> Response:
-    """etcd's health answer: 200 with the JSON, or Go's http.Error (503, a newline, nosniff). The
-    metrics listener answers without the client listener's CORS headers, as etcd's does."""
-    headers = _CORS_HEADERS if cors else {}
+_TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
+
+
+def health_answer(health: Health, *, with_reason: bool, cors: bool = True
+                  ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """etcd's health answer (status, headers, body): 200 with the JSON, or Go's http.Error (503, a
+    newline, nosniff). The metrics listener answers without the client listener's CORS headers, as
+    etcd's does."""
+    headers = [*CORS] if cors else []
     if health.healthy:
         HEALTH.success += 1
     else:
@@ -86,9 +93,8 @@ def health_response(health: Health, *, with_reason: bool, cors: bool = True) -> 
         body["reason"] = health.reason
     text = orjson.dumps(body)
     if health.healthy:
-        return Response(text, media_type="text/plain; charset=utf-8", headers=headers)
-    return Response(text + b"\n", status_code=503, media_type="text/plain; charset=utf-8",
-                    headers={**headers, "X-Content-Type-Options": "nosniff"})
+        return 200, [*headers, _TEXT_PLAIN], text
+    return 503, [*headers, _TEXT_PLAIN, (b"x-content-type-options", b"nosniff")], text + b"\n"
 
 
 def version_body(server: Any) -> dict[str, str]:
@@ -144,47 +150,6 @@ def debug_vars(server: Any) -> bytes:
     return ("{\n" + ",\n".join(lines) + "\n}\n").encode()
 
 
-# ------------------------------------------------------------------ wiring
-
-def install(api: FastAPI, server: Any) -> None:
-    """Add the operational endpoints to the client API (`server` None: described only, for OpenAPI)."""
-
-    @api.get("/health", summary="Member health as etcd 3.4 reports it", response_class=Response)
-    async def health(request: Request) -> Response:
-        serializable, exclude = _query(request)
-        return health_response(await check(server, serializable=serializable, exclude=exclude),
-                               with_reason=False)
-
-    @api.get("/livez", summary="Liveness (etcd 3.5): the process serves; NOSPACE does not count",
-             response_class=Response)
-    async def livez(request: Request) -> Response:
-        serializable, exclude = _query(request)
-        result = await check(server, serializable=serializable, exclude=exclude | {"NOSPACE"},
-                             need_leader=False, endpoint="/livez")
-        return health_response(result, with_reason=True)
-
-    @api.get("/readyz", summary="Readiness (etcd 3.5): no alarm and the API answers",
-             response_class=Response)
-    async def readyz(request: Request) -> Response:
-        serializable, exclude = _query(request)
-        result = await check(server, serializable=serializable, exclude=exclude, need_leader=False,
-                             endpoint="/readyz")
-        return health_response(result, with_reason=True)
-
-    @api.get("/version", summary="Server and cluster versions")
-    async def version() -> JSONResponse:
-        return JSONResponse(version_body(server), headers=_CORS_HEADERS)
-
-    @api.get("/debug/vars", summary="Go expvar-style process and Raft variables", response_class=Response)
-    async def vars_() -> Response:
-        return Response(debug_vars(server), media_type="application/json; charset=utf-8",
-                        headers=_CORS_HEADERS)
-
-    @api.get("/metrics", summary="Prometheus metrics with etcd's names", response_class=Response)
-    async def metrics() -> Response:
-        return Response(server.metrics.render(), headers={**_CORS_HEADERS, "Content-Type": CONTENT_TYPE})
-
-
 class MetricsApp:
     """The ASGI app on --listen-metrics-urls: /metrics and /health only, as etcd serves there."""
 
@@ -203,11 +168,10 @@ class MetricsApp:
                     (b"allow", b"GET"), (b"content-type", b"text/plain; charset=utf-8"),
                     (b"x-content-type-options", b"nosniff")])
                 return
-            request = Request(scope, receive)
-            serializable, exclude = _query(request)
-            resp = health_response(await check(self.server, serializable=serializable, exclude=exclude),
-                                   with_reason=False, cors=False)
-            await resp(scope, receive, send)
+            serializable, exclude = query_flags(scope.get("query_string", b""))
+            result = await check(self.server, serializable=serializable, exclude=exclude)
+            status, headers, body = health_answer(result, with_reason=False, cors=False)
+            await respond(send, status, body, headers)
         else:
             await respond(send, 404, b"404 page not found\n", [
                 (b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff")])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from etcdpy.app.gateway.asgi import create_api
+from etcdpy.app.gateway.api import create_api
 
 
 def export() -> str:

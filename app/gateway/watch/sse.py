@@ -44,6 +44,7 @@ from starlette.types import Receive, Scope, Send
 from etcdpy.app.errors import EtcdError, to_etcd_error
 from etcdpy.app.gateway import learner_gate
 from etcdpy.app.gateway.cors import Cors
+from etcdpy.app.gateway.sse_paths import WATCH_SSE_PATH
 from etcdpy.app.gateway.watch.encode import event_json
 from etcdpy.app.server.auth import AuthInfo, AuthService, request_cert_cn, request_token
 from etcdpy.app.server.watch_service import Session, WatchService
@@ -53,7 +54,7 @@ from etcdpy.storage.kv_range import GTE_RANGE_END
 from etcdpy.storage.kv_types import Event
 from etcdpy.storage.watch_hub import CompactedMsg, EventsMsg, ProgressMsg, Watcher
 
-SSE_PATH = "/watch/sse"
+SSE_PATH = WATCH_SSE_PATH
 DEFAULT_PROGRESS_S = 5.0
 KEEPALIVE_S = 15.0
 RETRY_MS = 1000
