@@ -25,7 +25,7 @@ import uvicorn
 from etcdpy.app import interpreter, logs, usage
 from etcdpy.app.config import Config, ConfigError, HelpRequested, VersionRequested, parse_args
 from etcdpy.app.front.pool import WorkerPool, default_count, member_socket
-from etcdpy.app.gateway.asgi import create_app
+from etcdpy.app.gateway.asgi import bare_gateway, create_app
 from etcdpy.app.gateway.health import MetricsApp, version_body
 from etcdpy.app.peer.transport import PeerApp, fetch_members, fetch_version
 from etcdpy.app.server.cluster_version import VersionError, check_can_join
@@ -101,13 +101,26 @@ async def serve(config: Config) -> None:
     tls = prepare_tls(config)
     check_data_dir_listable(config.data_dir)
     bound: list[socket.socket] = []
+    pool: WorkerPool | None = None
     try:
         peer_groups = _by_scheme(config.listen_peer_urls, bound)
         client_groups = _by_scheme(config.listen_client_urls, bound)
         metrics_sockets = bind_all(config.listen_metrics_urls, bound)
+        # Front workers take the plain-HTTP client sockets; this process then serves its private
+        # socket. They start now, so that their start-up overlaps opening the data dir.
+        workers = config.client_workers if config.client_workers >= 0 else default_count()
+        if workers > 0 and False in client_groups:
+            private, name = member_socket()
+            bound.append(private)
+            pool = WorkerPool(workers, client_groups[False], name, bare_gateway(config.cors))
+            client_groups[False] = [private]
         touch_data_dir(config.data_dir)
+        if pool is not None:
+            pool.launch()
         server = await open_server(config, await _join_info(config, tls.peer_client), tls.peer_client)
     except BaseException:
+        if pool is not None:
+            pool.abort()
         for sock in bound:
             sock.close()
         raise
@@ -129,15 +142,6 @@ async def serve(config: Config) -> None:
         version=lambda: version_body(server),
     )
     server.fetch_version = functools.partial(fetch_version, ssl=tls.peer_client)
-    # Front workers take the plain-HTTP client sockets; this process then serves its private socket.
-    workers = config.client_workers if config.client_workers >= 0 else default_count()
-    pool: WorkerPool | None = None
-    if workers > 0 and False in client_groups:
-        plain = client_groups[False]
-        private, name = member_socket()
-        bound.append(private)
-        client_groups[False] = [private]
-        pool = WorkerPool(workers, plain, name, client_app)
     # The first client server runs in the foreground; the others stop when it does.
     clients = [(_uvicorn(client_app, config, tls.client if https else None, tls.client_cert_auth), socks)
                for https, socks in client_groups.items()]
@@ -161,7 +165,7 @@ async def serve(config: Config) -> None:
         signal.signal(sig, _remember_signal)
     try:
         if pool is not None:
-            await pool.start()
+            await pool.start(client_app)
         await client_server.serve(sockets=client_sockets)
     finally:
         if pool is not None:

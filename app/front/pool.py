@@ -47,33 +47,63 @@ def member_socket() -> tuple[socket.socket, str]:
 
 
 class WorkerPool:
-    def __init__(self, count: int, listening: list[socket.socket], member_http: str, app: ASGIApp) -> None:
+    """`launch()` starts the workers' processes as soon as the sockets are bound, before the member
+    opens its data: a worker's start (an interpreter and its imports, about a tenth of a second) then
+    overlaps the member's own instead of following it. Connections a worker accepts meanwhile wait in
+    its channel until `start(app)` attaches the member's end."""
+
+    def __init__(self, count: int, listening: list[socket.socket], member_http: str,
+                 bare_gateway: bool) -> None:
         self.count = count
         self.listening = listening
         self.member_http = member_http
-        self.app = app
-        # The gateway itself (not wrapped by a CORS filter) answers unary RPCs without ASGI, and its
-        # KV RPCs take bodies the workers decoded; behind a filter every frame goes through the app.
-        self.gateway = app if isinstance(app, Gateway) else None
-        routes = app.routes if isinstance(app, Gateway) else gateway_routes()
+        # The bare gateway (no CORS filter in front) answers unary RPCs without ASGI and takes the KV
+        # bodies the workers decoded; behind a filter every frame goes through the app.
+        routes = gateway_routes()
         self.paths = [*routes.rpcs, *sorted(routes.bounded_streams)]
         self.decode = [f"{path}={message}" for path, (message, _) in routes.decoded.items()] \
-            if self.gateway is not None else []
+            if bare_gateway else []
+        self.app: ASGIApp | None = None
+        self.gateway: Gateway | None = None
+        self._launched: list[tuple[subprocess.Popen[bytes], socket.socket]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._stopping = False
 
-    async def start(self) -> None:
-        for slot in range(self.count):
+    def launch(self) -> None:
+        self._launched = [self._popen() for _ in range(self.count)]
+
+    def abort(self) -> None:
+        """The member failed to start: kill the launched workers (they would otherwise serve nothing)."""
+        for proc, mine in self._launched:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+            mine.close()
+            self._procs.discard(proc)
+        self._launched = []
+
+    async def start(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gateway = app if isinstance(app, Gateway) else None
+        if (self.gateway is not None) != bool(self.decode):
+            raise ValueError("the workers decode KV bodies only for the bare gateway")
+        if not self._launched:
+            self.launch()
+        launched, self._launched = self._launched, []
+        for slot, first in enumerate(launched):
             started = asyncio.get_running_loop().create_future()
-            self._tasks.append(asyncio.create_task(self._keep(slot, started)))
+            self._tasks.append(asyncio.create_task(self._keep(slot, started, first)))
             await started
 
-    async def _keep(self, slot: int, started: asyncio.Future[None]) -> None:
+    async def _keep(self, slot: int, started: asyncio.Future[None],
+                    launched: tuple[subprocess.Popen[bytes], socket.socket] | None) -> None:
         """Run worker `slot`, starting it again whenever it exits while the member still serves."""
         while not self._stopping:
             try:
-                proc, channel = await self._spawn()
+                proc, mine = launched or self._popen()
+                launched = None
+                channel = await self._attach(mine)
             except BaseException as exc:
                 if not started.done():
                     started.set_exception(exc)
@@ -88,7 +118,7 @@ class WorkerPool:
                 log.warning("front worker %d exited (status %s); starting another", slot, proc.returncode)
                 await asyncio.sleep(RESTART_DELAY_S)
 
-    async def _spawn(self) -> tuple[subprocess.Popen[bytes], MemberChannel]:
+    def _popen(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         fds = [sock.fileno() for sock in self.listening]
         cmd = [sys.executable, "-m", "etcdpy.app.front.worker", "--channel-fd", str(theirs.fileno()),
@@ -100,11 +130,15 @@ class WorkerPool:
         proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(), *fds))
         theirs.close()
         self._procs.add(proc)
+        return proc, mine
+
+    async def _attach(self, mine: socket.socket) -> MemberChannel:
+        assert self.app is not None
+        app, gateway = self.app, self.gateway
         first = self.listening[0].getsockname() if self.listening else None
-        loop = asyncio.get_running_loop()
-        _, channel = await loop.connect_accepted_socket(
-            lambda: MemberChannel(self.app, first if isinstance(first, tuple) else None, self.gateway), mine)
-        return proc, channel
+        _, channel = await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: MemberChannel(app, first if isinstance(first, tuple) else None, gateway), mine)
+        return channel
 
     async def _reap(self, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
