@@ -4,6 +4,7 @@ against etcdpy when `python -m app` exists). Counts and zero errors are asserted
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from etcdpy.app.peer.http_client import HttpConn
 from etcdpy.bench import compare, loadmode, workloads
 from etcdpy.bench.servers import ETCD_BIN, Cluster
+from etcdpy.bench.watch import KeyPlan, check_counts
 from etcdpy.bench.workloads import Spec
 
 KINDS = ["etcd", "etcdpy"]
@@ -105,6 +107,43 @@ def test_watch_delivers_every_event(server: Cluster) -> None:
     assert r.extra["puts"] == 40
     assert r.requests == r.extra["expected_events"] == 40 * 6
     assert r.latency.count == 240
+
+
+def test_watch_spread_delivers_each_event_once(server: Cluster) -> None:
+    """4 streams x 5 watchers, each on its own key; 50 puts to random watched keys: 50 events in all."""
+    s = spec("watch", conns=4, watchers=5, total=50, rate=200.0, procs=2, spread=True)
+    r = workloads.run(s, server.endpoints, show_progress=False)
+    assert r.errors == {}  # includes the per-watcher exactly-once check (missing / duplicate events)
+    assert r.extra["watchers"] == r.extra["keys"] == 20
+    assert r.extra["puts"] == 50
+    assert r.requests == r.extra["events"] == r.extra["expected_events"] == 50
+    assert r.latency.count == 50 and r.latency.min > 0
+    # The puts really went to many distinct watched keys, and the server holds exactly 50 of them.
+    prefix = KeyPlan(b"watch/spread/", True, 20).key
+    end = prefix[:-1] + bytes([prefix[-1] + 1])
+    kvs = asyncio.run(_post(server.endpoints[0], "/v3/kv/range",
+                            {"key": base64.b64encode(prefix).decode(),
+                             "range_end": base64.b64encode(end).decode()})).get("kvs", [])
+    assert isinstance(kvs, list) and len(kvs) > 5
+    assert sum(int(kv["version"]) for kv in kvs) == 50
+
+
+def test_watch_count_check_flags_missing_and_duplicate_events() -> None:
+    expected = [3, 0, 2]  # puts per key slot
+    assert check_counts(expected, [(0, 3), (1, 0), (2, 2)]) == {}
+    assert check_counts(expected, [(0, 2), (1, 0), (2, 2)]) == {"missing events": 1}
+    assert check_counts(expected, [(0, 3), (1, 1), (2, 2)]) == {"duplicate events": 1}
+    # One key: every watcher is on slot 0; a short watcher and a long one do not cancel out.
+    assert check_counts([5], [(0, 5), (0, 4), (0, 6)]) == {"missing events": 1, "duplicate events": 1}
+
+
+def test_watch_key_plan() -> None:
+    spread = KeyPlan(b"p/", True, 10_000)
+    assert spread.slots == 10_000 and spread.slot(9_999) == 9_999
+    assert spread.key_of(7) == b"p/0007"
+    assert len({spread.key_of(i) for i in range(spread.slots)}) == 10_000
+    one = KeyPlan(b"k", False, 100)
+    assert one.slots == 1 and one.slot(99) == 0 and one.key_of(one.slot(42)) == b"k"
 
 
 def test_lease_keepalive_exact_count(server: Cluster) -> None:
