@@ -17,7 +17,9 @@ import pytest
 
 from etcdpy.app.peer.http_client import HttpConn
 from etcdpy.bench import compare, loadmode, workloads
+from etcdpy.bench.result import Result
 from etcdpy.bench.servers import ETCD_BIN, Cluster
+from etcdpy.bench.stats import Latency
 from etcdpy.bench.watch import KeyPlan, check_counts
 from etcdpy.bench.workloads import Spec
 
@@ -179,6 +181,42 @@ def test_compare_alternates_and_reports() -> None:
         assert all(run.result.error_count == 0 and run.cpu_s > 0 and run.rss > 0 for run in oc.runs[label])
     text = compare.render(outcomes, start_errors, labels, 2, 1)
     assert "put-latency-1" in text and "goal:" in text
+
+
+def _fake_watch_run(p99_us: float, missing: int = 0) -> compare.Run:
+    lat = Latency()
+    for _ in range(100):
+        lat.add(p99_us)
+    res = Result(workload="watch", endpoints=["http://x"], conns=100, duration_s=10.0,
+                 requests=10_000 - missing, latency=lat,
+                 errors={"missing events": missing} if missing else {},
+                 extra={"events": 10_000 - missing, "expected_events": 10_000, "achieved_put_rate": 1000.0})
+    return compare.Run(result=res, cpu_s=5.0, rss=100_000_000)
+
+
+def test_compare_reports_watch_10k_against_its_goal() -> None:
+    ((name, s),) = compare.resolve(["watch-10k"], spec("put", total=None, duration_s=10.0))
+    assert s.workload == "watch" and s.spread and s.conns * s.watchers == 10_000 and s.rate == 1000.0
+    labels = ["etcd", "etcdpy"]
+
+    def outcome(py: compare.Run) -> compare.ScenarioOutcome:
+        runs = {"etcd": [_fake_watch_run(5000.0)], "etcdpy": [py]}
+        return compare.ScenarioOutcome(name=name, spec=s, runs=runs)
+
+    def goal_met(oc: compare.ScenarioOutcome) -> object:
+        return compare.to_json([oc], {}, labels, 1, 1)["scenarios"][0]["goal"]["met"]
+
+    met = outcome(_fake_watch_run(4000.0))
+    text = compare.render([met], {}, labels, 1, 1)
+    assert "watch-10k" in text and "distinct keys" in text and "events/s" in text
+    assert "10,000/10,000 events delivered/expected" in text and "-> MET" in text
+    scen = compare.to_json([met], {}, labels, 1, 1)["scenarios"][0]
+    assert scen["goal"]["met"] is True and scen["medians"]["etcdpy"]["p99"] == pytest.approx(4000.0, rel=0.01)
+    # A slower p99, or a single missing event, misses the goal.
+    assert goal_met(outcome(_fake_watch_run(6000.0))) is False
+    missed = outcome(_fake_watch_run(4000.0, missing=1))
+    assert goal_met(missed) is False
+    assert "missing events: 1" in compare.render([missed], {}, labels, 1, 1)
 
 
 def test_load_and_restart() -> None:
