@@ -38,6 +38,9 @@ def _common(f: F) -> F:
                      help="per-request timeout (s)"),
         click.option("--watchers", type=int, default=10, show_default=True,
                      help="watch: watchers per stream"),
+        click.option("--spread", is_flag=True,
+                     help="watch: each watcher on its own key, each put to a random watched key "
+                          "(one event per put) instead of every watcher on one key"),
         click.option("--procs", type=int, default=1, show_default=True,
                      help="watch / lease-keepalive: client worker processes"),
         click.option("--no-prefill", is_flag=True, help="range/txn-mixed: do not write the key space first"),
@@ -61,7 +64,8 @@ def _spec(workload: str, kw: dict[str, Any]) -> Spec:
                     key_space=kw["key_space"], key_size=kw["key_size"], val_size=kw["val_size"],
                     rate=kw["rate"], consistency=kw["consistency"], read_ratio=kw["read_ratio"],
                     threads=kw["threads"], timeout_s=kw["timeout_s"], seed=kw["seed"],
-                    prefill=not kw["no_prefill"], watchers=kw["watchers"], procs=kw["procs"])
+                    prefill=not kw["no_prefill"], watchers=kw["watchers"], procs=kw["procs"],
+                    spread=kw["spread"])
     except ValueError as e:
         raise click.UsageError(str(e)) from e
 
@@ -101,7 +105,8 @@ for _name, _doc in [
     ("range", "Single-key ranges of random keys, --consistency l|s (wrk; the key space is prefilled)."),
     ("txn-put", "Txns with one put of a random key (wrk)."),
     ("txn-mixed", "Txns comparing a key's version, then a range or a put (wrk; prefilled)."),
-    ("watch", "Watch fan-out: --conns streams x --watchers watchers; put->event latency at --rate puts/s."),
+    ("watch", "Watch fan-out: --conns streams x --watchers watchers on one key (or --spread: one key "
+              "each); put->event latency at --rate puts/s, every event checked to arrive exactly once."),
     ("lease-keepalive", "Each connection renews its own lease in a loop (asyncio workers)."),
 ]:
     _workload_command(_name, _doc)
@@ -117,7 +122,8 @@ def compare_cmd(names: tuple[str, ...], rounds: int, cluster: int, servers: str,
     """Start etcd 3.4 and etcdpy and run NAMES against both, alternating, --rounds times.
 
     NAMES are scenarios (put-64, range-64, range-s-64, put-latency-1, put-256; the default set = the issue's
-    goals) or workload names (run with the given options).
+    goals; also watch-10k = 100 streams x 100 watchers on distinct keys at 1,000 puts/s) or workload names
+    (run with the given options).
     """
     kinds = tuple(s.strip() for s in servers.split(",") if s.strip())
     bad = [k for k in kinds if k not in KINDS]

@@ -37,6 +37,8 @@ GOALS: dict[tuple[str, int], Goal] = {
                          lambda e, p: _ratio(p, e, "throughput") >= 1.5),
     ("txn-mixed", 1): Goal("txn-mixed @64: throughput >= 1.5x etcd",
                            lambda e, p: _ratio(p, e, "throughput") >= 1.5),
+    ("watch-10k", 1): Goal("10,000 watchers @1,000 puts/s: p99 event latency <= etcd's, 0 errors",
+                           lambda e, p: p["p99"] <= e["p99"] and p["errors"] == 0),
     ("lease-keepalive", 1): Goal("lease keep-alive: throughput >= 1.5x etcd",
                                  lambda e, p: _ratio(p, e, "throughput") >= 1.5),
 }

@@ -2,7 +2,8 @@
 
 One asyncio loop per process keeps the client from being the bottleneck on event fan-out. The
 protocol with the parent is: worker connects and reports ready -> parent sets `go` -> worker runs ->
-(watch only) parent publishes `final` (how many puts were written) -> worker sends its result.
+(watch only) parent publishes `final` (how many puts were written, and how many went to each key, in a
+shared array of `final_slots` counters) -> worker sends its result.
 Workers share CLOCK_MONOTONIC with the parent (time.monotonic_ns is system-wide on Linux), so
 timestamps can cross process boundaries.
 """
@@ -13,7 +14,7 @@ import asyncio
 import multiprocessing as mp
 import queue
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 _CTX = mp.get_context("spawn")  # the parent may hold threads (progress bar, wrk readers)
@@ -22,13 +23,15 @@ _CTX = mp.get_context("spawn")  # the parent may hold threads (progress bar, wrk
 class WorkerCtl:
     """Handles shared by the parent and every worker; picklable through Process(args=...)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, final_slots: int = 0) -> None:
         self.ready_q: Any = _CTX.Queue()
         self.results_q: Any = _CTX.Queue()
         self.go: Any = _CTX.Event()
         self.final_set: Any = _CTX.Event()
         self.final: Any = _CTX.Value("q", -1)
         self.counters: list[Any] = [_CTX.Value("q", 0, lock=False) for _ in range(n)]
+        # Written once by the parent before final_set, read-only afterwards: no lock needed.
+        self.final_counts: Any = _CTX.Array("q", final_slots, lock=False) if final_slots else None
 
     def ready(self, idx: int) -> None:
         self.ready_q.put(idx)
@@ -41,6 +44,10 @@ class WorkerCtl:
         while not self.final_set.is_set():
             await asyncio.sleep(0.01)
         return int(self.final.value)
+
+    def final_count(self, slot: int) -> int:
+        """The parent's per-slot count published with `final` (valid once wait_final returned)."""
+        return int(self.final_counts[slot])
 
 
 WorkerFn = Callable[[Any, WorkerCtl, int], Coroutine[Any, Any, Any]]
@@ -63,8 +70,8 @@ def _entry(fn: WorkerFn, args: Any, ctl: WorkerCtl, idx: int) -> None:
 
 
 class WorkerGroup:
-    def __init__(self, fn: WorkerFn, args: list[Any]) -> None:
-        self.ctl = WorkerCtl(len(args))
+    def __init__(self, fn: WorkerFn, args: list[Any], final_slots: int = 0) -> None:
+        self.ctl = WorkerCtl(len(args), final_slots)
         self.cpu_s = 0.0  # CPU time the workers used, to tell whether the client kept up
         self.procs = [_CTX.Process(target=_entry, args=(fn, a, self.ctl, i), daemon=True)
                       for i, a in enumerate(args)]
@@ -88,7 +95,9 @@ class WorkerGroup:
     def go(self) -> None:
         self.ctl.go.set()
 
-    def publish_final(self, value: int) -> None:
+    def publish_final(self, value: int, counts: Sequence[int] = ()) -> None:
+        for i, c in enumerate(counts):  # before final_set, so a worker never sees a half-written array
+            self.ctl.final_counts[i] = c
         self.ctl.final.value = value
         self.ctl.final_set.set()
 

@@ -51,9 +51,10 @@ def render(r: Result) -> str:
         lines.append(f"  client CPU {cpu:.2f}s ({cpu / r.duration_s:.2f} cores, {who})")
     if r.workload == "watch":
         x = r.extra
+        shape = (f"{x['watchers']:,} watchers on distinct keys, {x['puts']:,} puts" if x.get("spread")
+                 else f"{x['watchers']:,} watchers x {x['puts']:,} puts")
         lines[1] = (f"  events     {x['events']:,} of {x['expected_events']:,} expected "
-                    f"({x['watchers']} watchers x {x['puts']:,} puts at {x['put_rate']:g}/s, "
-                    f"achieved {x['achieved_put_rate']:g}/s)")
+                    f"({shape} at {x['put_rate']:g}/s, achieved {x['achieved_put_rate']:g}/s)")
         lines[2] = f"  delivered  {r.throughput:,.1f} events/s"
         lines[3] = f"  put->event {pct}"
         pl = x["put_latency_us"]

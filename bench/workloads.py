@@ -32,6 +32,7 @@ class Spec:
     seed: int = 1
     prefill: bool = True  # range/txn-mixed: write the whole key space first so reads find keys
     watchers: int = 10  # watch: watchers per stream (streams = conns)
+    spread: bool = False  # watch: each watcher on its own key, puts to random watched keys
     procs: int = 1  # watch / lease-keepalive: client worker processes
 
     def __post_init__(self) -> None:
@@ -46,7 +47,9 @@ class Spec:
     @property
     def title(self) -> str:
         if self.workload == "watch":
-            return f"watch {self.conns} streams x {self.watchers} watchers, puts @{self.rate or 100:g}/s"
+            where = "distinct keys" if self.spread else "one key"
+            return (f"watch {self.conns} streams x {self.watchers} watchers on {where}, "
+                    f"puts @{self.rate or 100:g}/s")
         extra = f" ({'serializable' if self.consistency == 's' else 'linearizable'})" \
             if self.workload == "range" else ""
         return f"{self.workload}{extra} @{self.conns} conns"
@@ -65,7 +68,7 @@ def prefill(endpoints: list[str], spec: Spec) -> None:
 
 def run(spec: Spec, endpoints: list[str], show_progress: bool = True) -> Result:
     bar_total = spec.total
-    if spec.workload == "watch" and spec.total is not None:
+    if spec.workload == "watch" and spec.total is not None and not spec.spread:
         bar_total = spec.total * spec.conns * spec.watchers  # the bar counts delivered events
     with Bar(spec.title, bar_total, spec.duration_s, enabled=show_progress) as bar:
         if spec.workload in THROUGHPUT_WORKLOADS:
@@ -85,7 +88,8 @@ def run(spec: Spec, endpoints: list[str], show_progress: bool = True) -> Result:
             wp = watch.WatchParams(
                 endpoints=endpoints, streams=spec.conns, watchers_per_stream=spec.watchers,
                 rate=spec.rate or 100.0, total=spec.total, duration_s=spec.duration_s,
-                key_b64=b64(b"watch/" + key_bytes(0, spec.key_size)), procs=spec.procs,
+                key=b"watch/spread/" if spec.spread else b"watch/" + key_bytes(0, spec.key_size),
+                spread=spec.spread, procs=spec.procs, seed=spec.seed,
             )
             result = watch.run_watch(wp, progress=bar)
         else:

@@ -4,6 +4,7 @@ against etcdpy when `python -m app` exists). Counts and zero errors are asserted
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import subprocess
@@ -16,7 +17,10 @@ import pytest
 
 from etcdpy.app.peer.http_client import HttpConn
 from etcdpy.bench import compare, loadmode, workloads
+from etcdpy.bench.result import Result
 from etcdpy.bench.servers import ETCD_BIN, Cluster
+from etcdpy.bench.stats import Latency
+from etcdpy.bench.watch import KeyPlan, check_counts
 from etcdpy.bench.workloads import Spec
 
 KINDS = ["etcd", "etcdpy"]
@@ -107,6 +111,43 @@ def test_watch_delivers_every_event(server: Cluster) -> None:
     assert r.latency.count == 240
 
 
+def test_watch_spread_delivers_each_event_once(server: Cluster) -> None:
+    """4 streams x 5 watchers, each on its own key; 50 puts to random watched keys: 50 events in all."""
+    s = spec("watch", conns=4, watchers=5, total=50, rate=200.0, procs=2, spread=True)
+    r = workloads.run(s, server.endpoints, show_progress=False)
+    assert r.errors == {}  # includes the per-watcher exactly-once check (missing / duplicate events)
+    assert r.extra["watchers"] == r.extra["keys"] == 20
+    assert r.extra["puts"] == 50
+    assert r.requests == r.extra["events"] == r.extra["expected_events"] == 50
+    assert r.latency.count == 50 and r.latency.min > 0
+    # The puts really went to many distinct watched keys, and the server holds exactly 50 of them.
+    prefix = KeyPlan(b"watch/spread/", True, 20).key
+    end = prefix[:-1] + bytes([prefix[-1] + 1])
+    kvs = asyncio.run(_post(server.endpoints[0], "/v3/kv/range",
+                            {"key": base64.b64encode(prefix).decode(),
+                             "range_end": base64.b64encode(end).decode()})).get("kvs", [])
+    assert isinstance(kvs, list) and len(kvs) > 5
+    assert sum(int(kv["version"]) for kv in kvs) == 50
+
+
+def test_watch_count_check_flags_missing_and_duplicate_events() -> None:
+    expected = [3, 0, 2]  # puts per key slot
+    assert check_counts(expected, [(0, 3), (1, 0), (2, 2)]) == {}
+    assert check_counts(expected, [(0, 2), (1, 0), (2, 2)]) == {"missing events": 1}
+    assert check_counts(expected, [(0, 3), (1, 1), (2, 2)]) == {"duplicate events": 1}
+    # One key: every watcher is on slot 0; a short watcher and a long one do not cancel out.
+    assert check_counts([5], [(0, 5), (0, 4), (0, 6)]) == {"missing events": 1, "duplicate events": 1}
+
+
+def test_watch_key_plan() -> None:
+    spread = KeyPlan(b"p/", True, 10_000)
+    assert spread.slots == 10_000 and spread.slot(9_999) == 9_999
+    assert spread.key_of(7) == b"p/0007"
+    assert len({spread.key_of(i) for i in range(spread.slots)}) == 10_000
+    one = KeyPlan(b"k", False, 100)
+    assert one.slots == 1 and one.slot(99) == 0 and one.key_of(one.slot(42)) == b"k"
+
+
 def test_lease_keepalive_exact_count(server: Cluster) -> None:
     before = asyncio.run(_post(server.endpoints[0], "/v3/lease/leases", {})).get("leases", [])
     r = workloads.run(spec("lease-keepalive", conns=4, total=200), server.endpoints, show_progress=False)
@@ -140,6 +181,42 @@ def test_compare_alternates_and_reports() -> None:
         assert all(run.result.error_count == 0 and run.cpu_s > 0 and run.rss > 0 for run in oc.runs[label])
     text = compare.render(outcomes, start_errors, labels, 2, 1)
     assert "put-latency-1" in text and "goal:" in text
+
+
+def _fake_watch_run(p99_us: float, missing: int = 0) -> compare.Run:
+    lat = Latency()
+    for _ in range(100):
+        lat.add(p99_us)
+    res = Result(workload="watch", endpoints=["http://x"], conns=100, duration_s=10.0,
+                 requests=10_000 - missing, latency=lat,
+                 errors={"missing events": missing} if missing else {},
+                 extra={"events": 10_000 - missing, "expected_events": 10_000, "achieved_put_rate": 1000.0})
+    return compare.Run(result=res, cpu_s=5.0, rss=100_000_000)
+
+
+def test_compare_reports_watch_10k_against_its_goal() -> None:
+    ((name, s),) = compare.resolve(["watch-10k"], spec("put", total=None, duration_s=10.0))
+    assert s.workload == "watch" and s.spread and s.conns * s.watchers == 10_000 and s.rate == 1000.0
+    labels = ["etcd", "etcdpy"]
+
+    def outcome(py: compare.Run) -> compare.ScenarioOutcome:
+        runs = {"etcd": [_fake_watch_run(5000.0)], "etcdpy": [py]}
+        return compare.ScenarioOutcome(name=name, spec=s, runs=runs)
+
+    def goal_met(oc: compare.ScenarioOutcome) -> object:
+        return compare.to_json([oc], {}, labels, 1, 1)["scenarios"][0]["goal"]["met"]
+
+    met = outcome(_fake_watch_run(4000.0))
+    text = compare.render([met], {}, labels, 1, 1)
+    assert "watch-10k" in text and "distinct keys" in text and "events/s" in text
+    assert "10,000/10,000 events delivered/expected" in text and "-> MET" in text
+    scen = compare.to_json([met], {}, labels, 1, 1)["scenarios"][0]
+    assert scen["goal"]["met"] is True and scen["medians"]["etcdpy"]["p99"] == pytest.approx(4000.0, rel=0.01)
+    # A slower p99, or a single missing event, misses the goal.
+    assert goal_met(outcome(_fake_watch_run(6000.0))) is False
+    missed = outcome(_fake_watch_run(4000.0, missing=1))
+    assert goal_met(missed) is False
+    assert "missing events: 1" in compare.render([missed], {}, labels, 1, 1)
 
 
 def test_load_and_restart() -> None:
