@@ -191,6 +191,7 @@ class EtcdServer:
             run_io=env.run_io,
             fatal=env.fatal,
             catch_up_entries=max(1, config.experimental_snapshot_catchup_entries),
+            waiting=self._waiters.__len__,
         )
         self.transport: PeerLink | None = None
 

@@ -348,6 +348,10 @@ class NodeCore:
         self._serve_reads()
         self.raw.advance(rd)
 
+    def alone(self) -> bool:
+        """This member is the cluster's only member (no other voter, no learner)."""
+        return len(self.raw.raft.prs.progress) == 1
+
     def apply_pending(self) -> None:
         """Apply the committed entries `finish_ready` queued, and serve the reads waiting for them."""
         if self._pending_apply:

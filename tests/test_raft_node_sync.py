@@ -1,0 +1,81 @@
+"""Where the runner syncs the log: on the loop's thread for a lone member with at most one request
+waiting (two thread hand-offs saved per write), on the sync thread otherwise (entries are applied and
+requests served while the disk syncs). Either way the entry is durable before it is applied."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from pathlib import Path
+
+from etcdpy.app.server.node_core import NodeCallbacks
+from etcdpy.app.server.raft_node import RaftNode
+from etcdpy.raft import Entry, EntryType, Peer, Snapshot
+from etcdpy.storage.wal import WAL
+from etcdpy.storage.wal_files import OsFiles
+
+
+class ThreadTracingFiles(OsFiles):
+    """Records, for each fdatasync, the thread it ran on."""
+
+    def __init__(self, trace: list[str]) -> None:
+        self.trace = trace
+
+    def fdatasync(self, fd: int) -> None:
+        self.trace.append(f"sync on {threading.current_thread().name}")
+        super().fdatasync(fd)
+
+
+def make_node(tmp: Path, peers: list[int], trace: list[str], waiting: int) -> RaftNode:
+    wal = WAL(str(tmp / "wal"), files=ThreadTracingFiles(trace))
+    state = wal.open()
+
+    def apply(entries: list[Entry]) -> None:
+        trace.extend(f"apply {e.index}" for e in entries if e.type == EntryType.NORMAL and e.data)
+
+    def install(snap: Snapshot) -> int:
+        raise AssertionError("no snapshot expected")
+    cb = NodeCallbacks(apply=apply, send=lambda msgs: None, snapshot_applied=install,
+                       install_snapshot=install, make_durable=lambda: None,
+                       on_leader_change=lambda lead, term: None, dropped=lambda batch: None)
+    return RaftNode(1, wal, state, cb, tick_ms=100, election_ticks=10, snapshot_count=1000,
+                    bootstrap=[Peer(p, b"") for p in peers], rng=random.Random(1),
+                    waiting=lambda: waiting)
+
+
+async def _write_one(node: RaftNode, trace: list[str]) -> list[str]:
+    node.start()
+    try:
+        while not node.is_leader:
+            await asyncio.sleep(0)  # a lone member campaigns at once; this only lets the loop run it
+        while node.applied < node.commit_index or node.raw.has_ready():
+            await asyncio.sleep(0)
+        trace.clear()
+        node.propose(b"x")
+        while not any(t.startswith("apply") for t in trace):
+            await asyncio.sleep(0)
+        return list(trace)
+    finally:
+        await node.stop()
+
+
+def test_a_lone_writer_is_synced_on_the_loop_thread(tmp_path: Path) -> None:
+    trace: list[str] = []
+    node = make_node(tmp_path, [1], trace, waiting=1)
+    seen = asyncio.run(_write_one(node, trace))
+    assert seen[0] == "sync on MainThread" and seen[-1].startswith("apply")
+
+
+def test_under_load_the_sync_runs_on_its_own_thread(tmp_path: Path) -> None:
+    trace: list[str] = []
+    node = make_node(tmp_path, [1], trace, waiting=2)
+    seen = asyncio.run(_write_one(node, trace))
+    assert seen[0].startswith("sync on wal-sync") and seen[-1].startswith("apply")
+
+
+def test_a_member_with_peers_never_blocks_its_loop_on_a_sync(tmp_path: Path) -> None:
+    trace: list[str] = []
+    node = make_node(tmp_path, [1, 2, 3], trace, waiting=0)
+    assert not node.alone()
+    assert not node._sync_here()
