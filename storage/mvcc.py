@@ -80,7 +80,8 @@ class MVCCStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._size_cache: tuple[int, float, int] | None = None  # (applied index, when, size)
+        self._size_cache: tuple[float, int] | None = None  # (when measured, size)
+        self._written_since_size = 0  # bytes of the batches applied since
         # Told how long each write batch took (the backend commit metric); None costs nothing.
         self.on_commit: Callable[[float], None] | None = None
         self._open()
@@ -226,6 +227,7 @@ class MVCCStore:
         batch.put(META_APPLIED_INDEX, _u64(index), meta)
         if revision != self.current_revision:
             batch.put(META_CURRENT_REV, _u64(revision), meta)
+        self._written_since_size += batch.size_in_bytes()
         if self.on_commit is None:
             self.db.write(batch)
         else:
@@ -333,15 +335,17 @@ class MVCCStore:
         """The database's size on disk and in memtables, as the quota sees it.
 
         Every write asks (etcd's quota check), and reading the properties of six families costs more
-        than the rest of a small put; so the answer is kept while nothing has been applied and for
-        at most SIZE_CACHE_S (RocksDB's own flushes and compactions change it in the background).
+        than the rest of a small put; so a measurement is kept for at most SIZE_CACHE_S (RocksDB's own
+        flushes and compactions change it in the background), plus the bytes of every batch applied
+        since: an estimate that never lags the writes, so the quota is not overrun meanwhile.
         """
         now = time.monotonic()
         cached = self._size_cache
-        if cached is not None and cached[0] == self.applied_index and now - cached[1] < SIZE_CACHE_S:
-            return cached[2]
+        if cached is not None and now - cached[0] < SIZE_CACHE_S:
+            return cached[1] + self._written_since_size
         size = self._measure_size()
-        self._size_cache = (self.applied_index, now, size)
+        self._size_cache = (now, size)
+        self._written_since_size = 0
         return size
 
     def forget_size(self) -> None:

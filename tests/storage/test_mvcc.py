@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -189,3 +190,14 @@ def test_size_checks_do_not_flush_memtables(h: Harness) -> None:
         h.store.db_size()
         size_in_use(h.store)
     assert [f for f in os.listdir(h.path) if f.endswith(".sst")] == []
+
+
+def test_size_estimate_never_lags_the_writes(h: Harness) -> None:
+    # The measurement is kept for a while (it costs more than a small put), but the quota must see
+    # every write at once: each put of a 10 kB value grows the answer by at least that much.
+    value = os.urandom(10_000)
+    sizes = [h.store.db_size()]
+    for _ in range(5):
+        h.put(b"big", value)
+        sizes.append(h.store.db_size())
+    assert all(later - earlier >= len(value) for earlier, later in itertools.pairwise(sizes))
