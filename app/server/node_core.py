@@ -366,10 +366,15 @@ class NodeCore:
 
     def begin_compaction(self) -> Compaction | None:
         """A log compaction, if the log has grown past --snapshot-count entries (or SNAPSHOT_BYTES)."""
+        # Judged with the queued entries counted as applied: applying them here, after every Ready,
+        # would take them away from the next Ready's sync, which they are queued to overlap.
+        pending = self._pending_apply
+        entries = (pending[-1].index if pending else self.applied) - self.snapshot_index
+        pending_bytes = sum(len(e.data) for e in pending)
+        if entries < self.snapshot_count and self._bytes_since_snapshot + pending_bytes < SNAPSHOT_BYTES:
+            return None
         self.apply_pending()  # the snapshot index must be applied, not only handed over
         entries = self.applied - self.snapshot_index
-        if entries < self.snapshot_count and self._bytes_since_snapshot < SNAPSHOT_BYTES:
-            return None
         average = self._bytes_since_snapshot / max(1, entries)
         keep = int(min(self.catch_up_entries, max(100, CATCH_UP_BYTES // max(1.0, average))))
         index = self.applied
