@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 
 
 class WriteTxn:
-    def __init__(self, store: MVCCStore, index: int) -> None:
+    def __init__(self, store: MVCCStore, index: int, grouped: bool = False) -> None:
+        """`grouped`: write into the store's open write group (MVCCStore.group_batch); only for a
+        transaction that reads nothing but its keys' current records."""
         self.store = store
         self.index = index
         self.begin_revision = store.current_revision
         self.sub = 0
-        self.batch = WriteBatch(raw_mode=True)
+        self.batch = store.group_batch() if grouped else WriteBatch(raw_mode=True)
         self.overlay: dict[bytes, KeyValue | None] = {}
         self.events: list[Event] = []
         self._h = store.handles
@@ -83,7 +85,7 @@ class WriteTxn:
         self.events.append(Event(EventType.DELETE, tomb, prev))
 
     def end(self) -> list[Event]:
-        self.store.commit_batch(self.batch, self.index, self.revision)
+        self.store.commit_batch(self.batch, self.index, self.revision, self.overlay)
         return self.events
 
 

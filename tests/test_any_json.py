@@ -29,7 +29,14 @@ from etcdpy.app.server.auth import AuthService
 from etcdpy.app.server.metrics import RequestStats
 from etcdpy.storage import txn as txn_eval
 from etcdpy.storage.errors import CompactedError, TooManyOpsError
-from etcdpy.storage.kv_types import Compare, CompareTarget, PutRequest, RangeRequest, TxnRequest
+from etcdpy.storage.kv_types import (
+    Compare,
+    CompareTarget,
+    DeleteRangeRequest,
+    PutRequest,
+    RangeRequest,
+    TxnRequest,
+)
 from etcdpy.storage.lessor import Lessor
 from etcdpy.storage.mvcc import MVCCStore
 from etcdpy.storage.write_txn import WriteTxn
@@ -315,6 +322,18 @@ def test_applier_consumes_an_entry_that_fails_with_an_etcd_error(store: MVCCStor
     request_id, result = applier.apply(1, commands.encode(9, PutRequest(key=b"k", lease=123)))
     assert request_id == 9 and type(result).__name__ == "LeaseNotFoundError"
     assert store.applied_index == 1
+
+
+def test_applier_flushes_the_puts_group_before_a_command_that_reads_the_store(store: MVCCStore) -> None:
+    # Consecutive puts share one write group that only a key's own lookup sees; a delete-range reads
+    # RocksDB itself, so it must find the puts written before it runs.
+    from etcdpy.app.server import commands
+
+    applier = _applier(store)
+    applier.apply(1, commands.encode(1, PutRequest(key=b"a", value=b"1")))
+    applier.apply(2, commands.encode(2, PutRequest(key=b"b", value=b"2")))
+    request_id, result = applier.apply(3, commands.encode(3, DeleteRangeRequest(key=b"a", range_end=b"c")))
+    assert request_id == 3 and result.deleted == 2
 
 
 # ------------------------------------------------------------------ /watch/sse

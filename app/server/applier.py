@@ -73,6 +73,10 @@ class Applier:
             # Re-delivered after a restart: MVCC has it already (and decoding it would cost start-up).
             return commands.request_id(data), None
         request_id, cmd = commands.decode(data)
+        inner = cmd.inner if isinstance(cmd, Stamped) else cmd
+        if not isinstance(inner, PutRequest):
+            # Only a put may share the open write group: anything else may read what it holds.
+            self.store.flush_group()
         try:
             return request_id, self._execute(index, cmd)
         except (StorageError, EtcdError) as exc:
@@ -128,7 +132,7 @@ class Applier:
         if isinstance(cmd, ClusterVersionSetRequest):
             self.on_cluster_version(index, cmd)
             return None
-        txn = WriteTxn(store, index)
+        txn = WriteTxn(store, index, grouped=isinstance(cmd, PutRequest))
         if isinstance(cmd, PutRequest):
             if cmd.lease and not store.lease_exists(cmd.lease):
                 raise LeaseNotFoundError()

@@ -352,6 +352,9 @@ class EtcdServer:
             future = waiters.pop(request_id, None)
             if future is not None and not future.done():
                 future.set_result(result)
+        # Consecutive puts share one write (MVCCStore.group_batch); it lands before anything can read
+        # the store or any answer leaves (the futures' waiters run only after this returns).
+        self.store.flush_group()
         self.auth.on_applied(self.store.applied_index)
         if self.applier.compactions_scheduled and self._compactor is None:
             self._compactor = asyncio.get_running_loop().create_task(self._compact())
