@@ -28,7 +28,7 @@ class MemberChannel(asyncio.Protocol):
         self.server_addr = server_addr
         self.reader = frames.FrameReader()
         self.transport: asyncio.Transport | None = None
-        self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event | None]] = {}
         self._out: list[bytes] = []
         self.closed = asyncio.get_running_loop().create_future()
 
@@ -43,14 +43,20 @@ class MemberChannel(asyncio.Protocol):
             assert self.transport is not None
             self.transport.close()
             return
+        direct = self.gateway.routes.rpcs if self.gateway is not None else {}
         for frame in received:
             if frame[0] == frames.REQUEST:
-                gone = asyncio.Event()
-                task = asyncio.ensure_future(self._serve(frame, gone))
-                self.running[frame[1]] = (task, gone)
+                if frame[3] in direct:
+                    # A unary RPC the gateway answers without ASGI runs to its end whatever the client
+                    # does (the calls that wait for long are streams), so it needs no `gone` event.
+                    assert self.gateway is not None
+                    self.running[frame[1]] = (asyncio.ensure_future(self._answer(frame, self.gateway)), None)
+                else:
+                    gone = asyncio.Event()
+                    self.running[frame[1]] = (asyncio.ensure_future(self._serve(frame, gone)), gone)
             elif frame[0] == frames.CANCEL:
                 entry = self.running.get(frame[1])
-                if entry is not None:
+                if entry is not None and entry[1] is not None:
                     entry[1].set()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -71,9 +77,6 @@ class MemberChannel(asyncio.Protocol):
         self._out.clear()
 
     async def _serve(self, frame: list[Any], gone: asyncio.Event) -> None:
-        if self.gateway is not None and frame[3] in self.gateway.routes.rpcs:
-            await self._answer(frame, self.gateway)
-            return
         _, rid, method, path, query, headers, client, body, _ = frame
         scope = {
             "type": "http",
