@@ -3,7 +3,8 @@
 Flags follow Go's flag package as etcd uses it: `-flag value`, `--flag value`, `--flag=value`, bare
 boolean flags; an unknown flag is refused with Go's message. With `--config-file`, the YAML file (same
 keys as the flags) is the whole configuration and other flags are ignored, as in etcd. `-h`/`--help`
-and `--version` end parsing with `HelpRequested`/`VersionRequested` for the command to answer.
+and `--version` end parsing with `HelpRequested`/`VersionRequested` for the command to answer. Flags
+not on the command line may come from etcd's `ETCD_<FLAG>` environment variables (`flags_from_env`).
 
 Values are validated as etcd validates them, with etcd's messages.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -310,7 +313,9 @@ _GO_BOOLS = {v: True for v in ("1", "t", "T", "TRUE", "true", "True")} | {
     v: False for v in ("0", "f", "F", "FALSE", "false", "False")}
 
 
-def parse_args(argv: list[str]) -> Config:
+def parse_args(argv: list[str], environ: Mapping[str, str] | None = None) -> Config:
+    """The command line, then etcd's `ETCD_<FLAG>` environment variables (os.environ unless given)."""
+    env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     version = False
     i = 0
@@ -343,11 +348,48 @@ def parse_args(argv: list[str]) -> Config:
         values[name.replace("-", "_")] = _convert(name.replace("-", "_"), value)
     if version:  # etcd prints its version once the flags parse, before reading a config file
         raise VersionRequested()
-    if values.get("config_file"):
-        return load_file(values["config_file"])
+    # etcd: a config file (from the flag or ETCD_CONFIG_FILE) replaces the other flags and variables.
+    config_file = values.get("config_file") or env.get(ENV_PREFIX + "CONFIG_FILE", "")
+    if config_file:
+        return load_file(config_file)
+    values.update(flags_from_env(env, set(values)))
     cfg = Config(**values)
     cfg.validate()
     return cfg
+
+
+ENV_PREFIX = "ETCD_"
+
+
+def flags_from_env(env: Mapping[str, str], set_by_flags: set[str]) -> dict[str, Any]:
+    """etcd's `ETCD_<FLAG>` variables (pkg/flags.SetFlagsFromEnv): a non-empty `ETCD_SNAPSHOT_COUNT`
+    sets `--snapshot-count` unless the command line did, which etcd refuses outright; any other
+    `ETCD_` variable is reported as unrecognized. Returns the values, by Config attribute."""
+    out: dict[str, Any] = {}
+    used: set[str] = set()
+    for name in sorted(FLAGS):
+        attr = name.replace("-", "_")
+        key = ENV_PREFIX + attr.upper()
+        value = env.get(key, "")
+        if not value or attr in set_by_flags:
+            continue
+        try:
+            out[attr] = _convert(attr, value)
+        except ConfigError:
+            raise ConfigError(f'error verifying flags, invalid value "{value}" for {key}: parse error. '
+                              "See 'etcdpy --help'.", exit_code=1) from None
+        used.add(key)
+        log.info("recognized and used environment variable %s=%s", key, value)
+    shadowed = {ENV_PREFIX + attr.upper() for attr in set_by_flags}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key in used:
+            continue
+        if key in shadowed:
+            raise ConfigError(f'conflicting environment variable "{key}" is shadowed by corresponding '
+                              "command-line flag (either unset environment variable or disable flag)",
+                              exit_code=1)
+        log.warning("unrecognized environment variable %s=%s", key, value)
+    return out
 
 
 def load_file(path: str) -> Config:

@@ -25,9 +25,10 @@ from tests.servers import REPO_ROOT, Server, _launch, etcdpy_ready, free_port
 CLI_TIMEOUT_S = 30.0
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m app ARGS` for argument errors, which must exit before serving anything."""
-    env = dict(os.environ)
+def run_cli(*args: str, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m app ARGS` (with `env` added) for argument errors, which must exit before serving."""
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return subprocess.run([sys.executable, "-m", "etcdpy.app", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
@@ -257,13 +258,83 @@ def test_missing_config_file_is_a_cli_error(tmp_path: Path) -> None:
     assert "nope.yaml" in proc.stderr
 
 
+# ------------------------------------------------------------------------- ETCD_* environment variables
+# etcd 3.4 (pkg/flags.SetFlagsFromEnv), asked on 127.0.0.1: `ETCD_NAME=x` sets --name and logs
+# "recognized and used environment variable ETCD_NAME=x"; an ETCD_ variable no flag has is logged as
+# unrecognized; one whose flag is also on the command line stops the start (exit 1); a bad value is
+# "error verifying flags, invalid value "abc" for ETCD_SNAPSHOT_COUNT: parse error" (exit 1).
+
+def test_environment_variables_set_flags(caplog: pytest.LogCaptureFixture) -> None:
+    env = {"ETCD_NAME": "envname", "ETCD_SNAPSHOT_COUNT": "0x10", "ETCD_CLIENT_CERT_AUTH": "true",
+           "ETCD_LISTEN_CLIENT_URLS": "http://127.0.0.1:1,http://127.0.0.1:2", "ETCD_FOO": "bar",
+           "ETCD_HEARTBEAT_INTERVAL": "", "ETCDCTL_API": "3", "PATH": "/bin"}
+    with caplog.at_level("INFO", logger="etcdpy.config"):
+        cfg = parse_args(["--election-timeout", "1500"], environ=env)
+    assert (cfg.name, cfg.data_dir, cfg.snapshot_count, cfg.client_cert_auth) == (
+        "envname", "envname.etcdpy", 16, True)
+    assert cfg.listen_client_urls == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    assert cfg.heartbeat_interval == Config().heartbeat_interval  # an empty variable sets nothing
+    assert cfg.election_timeout == 1500
+    messages = [r.getMessage() for r in caplog.records]
+    assert "recognized and used environment variable ETCD_NAME=envname" in messages
+    assert "unrecognized environment variable ETCD_FOO=bar" in messages
+    assert not any("ETCDCTL_API" in m for m in messages)
+
+
+def test_an_environment_variable_shadowed_by_a_flag_stops_the_start() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_args(["--snapshot-count", "6"], environ={"ETCD_SNAPSHOT_COUNT": "5"})
+    assert err.value.exit_code == 1
+    assert str(err.value) == ('conflicting environment variable "ETCD_SNAPSHOT_COUNT" is shadowed by '
+                              "corresponding command-line flag (either unset environment variable or "
+                              "disable flag)")
+
+
+def test_a_bad_environment_value_is_refused_with_etcds_words(tmp_path: Path) -> None:
+    proc = run_cli("--data-dir", str(tmp_path / "d"), cwd=tmp_path, env={"ETCD_SNAPSHOT_COUNT": "abc"})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith('error verifying flags, invalid value "abc" for ETCD_SNAPSHOT_COUNT: '
+                                        "parse error. See 'etcdpy --help'.")
+
+
+def test_a_config_file_from_the_environment_replaces_flags_and_variables(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "cfg.yaml", {"name": "fromfile"})
+    cfg = parse_args(["--name", "fromflag"], environ={"ETCD_CONFIG_FILE": path, "ETCD_SNAPSHOT_COUNT": "7"})
+    assert cfg.name == "fromfile" and cfg.config_file == path
+    assert cfg.snapshot_count == Config().snapshot_count
+
+
 # -------------------------------------------------------------------------------------- end to end
 
-def launch(argv: list[str], cwd: Path, url: str, data_dir: Path) -> Server:
-    env = dict(os.environ)
+def launch(argv: list[str], cwd: Path, url: str, data_dir: Path,
+           extra_env: dict[str, str] | None = None) -> Server:
+    env = {**os.environ, **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return _launch([sys.executable, "-m", "etcdpy.app", *argv], cwd, url, data_dir, "etcdpy",
                    cwd / "etcdpy.log", etcdpy_ready, env)
+
+
+def test_environment_variables_end_to_end(tmp_path: Path) -> None:
+    port, peer = free_port(), free_port()
+    url, peer_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer}"
+    data_dir = tmp_path / "envdata"
+    env = {"ETCD_NAME": "envnode", "ETCD_DATA_DIR": str(data_dir), "ETCD_LISTEN_CLIENT_URLS": url,
+           "ETCD_ADVERTISE_CLIENT_URLS": url, "ETCD_LISTEN_PEER_URLS": peer_url,
+           "ETCD_INITIAL_ADVERTISE_PEER_URLS": peer_url, "ETCD_INITIAL_CLUSTER": f"envnode={peer_url}",
+           "ETCD_INITIAL_CLUSTER_TOKEN": "env-token"}
+    server = launch([], tmp_path, url, data_dir, env)
+    try:
+        with httpx.Client(timeout=10) as client:
+            resp = client.post(f"{url}/v3/cluster/member/list", json={})
+            assert resp.status_code == 200, resp.text
+            [member] = resp.json()["members"]
+            assert member["name"] == "envnode" and member["peerURLs"] == [peer_url]
+            assert member["ID"] == str(member_id([peer_url], "env-token"))
+        assert (data_dir / "member").is_dir()
+    finally:
+        server.stop()
+    log = (tmp_path / "etcdpy.log").read_text()
+    assert "recognized and used environment variable ETCD_NAME=envnode" in log
 
 
 def test_config_file_end_to_end(tmp_path: Path) -> None:
