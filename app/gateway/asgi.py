@@ -49,9 +49,9 @@ def bare_gateway(cors: str) -> bool:
 
 
 class DeferredApi:
-    """The FastAPI app (api.py), built on first use. Importing FastAPI and pydantic takes about a third
-    of a second here, longer than the rest of a restart; a member that only serves `/v3/` never pays it,
-    and the first health probe or dashboard visit pays it once."""
+    """The FastAPI app (api.py), built on first use. Importing FastAPI and pydantic took more of a
+    restart than everything else; a member that only serves `/v3/` never pays it, and the first health
+    probe or dashboard visit pays it once (about a fifth of a second here)."""
 
     def __init__(self, server: EtcdServer) -> None:
         self._server = server
