@@ -236,8 +236,6 @@ def _decode_order(fields: list[Field]) -> list[Field]:
 _DECODE_ORDER = {name: _decode_order(fields) for name, fields in MESSAGES.items()}
 
 
-
-
 def _decode_field(raw: Any, field: Field) -> Any:
     if field.repeated:
         if not isinstance(raw, list):
