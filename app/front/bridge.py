@@ -7,6 +7,7 @@ member's client ASGI application with its answer collected."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -30,7 +31,8 @@ class MemberChannel(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.running: dict[int, tuple[asyncio.Task[None], asyncio.Event | None]] = {}
         self._out: list[bytes] = []
-        self.closed = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.closed = self._loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -43,17 +45,21 @@ class MemberChannel(asyncio.Protocol):
             assert self.transport is not None
             self.transport.close()
             return
-        direct = self.gateway.routes.rpcs if self.gateway is not None else {}
+        gateway = self.gateway
+        direct = gateway.routes.rpcs if gateway is not None else {}
         for frame in received:
             if frame[0] == frames.REQUEST:
                 if frame[3] in direct:
                     # A unary RPC the gateway answers without ASGI runs to its end whatever the client
                     # does (the calls that wait for long are streams), so it needs no `gone` event.
-                    assert self.gateway is not None
-                    self.running[frame[1]] = (asyncio.ensure_future(self._answer(frame, self.gateway)), None)
+                    assert gateway is not None
+                    _, rid, _, path, _, headers, client, body, decoded = frame
+                    if not gateway.propose_decoded(path, headers, client, body, decoded,
+                                                   functools.partial(self._reply, rid)):
+                        self.running[rid] = (self._loop.create_task(self._answer(frame, gateway)), None)
                 else:
                     gone = asyncio.Event()
-                    self.running[frame[1]] = (asyncio.ensure_future(self._serve(frame, gone)), gone)
+                    self.running[frame[1]] = (self._loop.create_task(self._serve(frame, gone)), gone)
             elif frame[0] == frames.CANCEL:
                 entry = self.running.get(frame[1])
                 if entry is not None and entry[1] is not None:
@@ -68,7 +74,7 @@ class MemberChannel(asyncio.Protocol):
     def _send(self, frame: list[Any]) -> None:
         # Answers finished in one loop iteration go out in one write.
         if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
         self._out.append(frames.encode(frame))
 
     def _flush(self) -> None:
@@ -148,7 +154,11 @@ class MemberChannel(asyncio.Protocol):
             status, out_headers, answer = 500, [(b"content-type", b"text/plain; charset=utf-8")], _FAILED
         finally:
             self.running.pop(rid, None)
+        self._reply(rid, status, out_headers, answer)
+
+    def _reply(self, rid: int, status: int, headers: list[tuple[bytes, bytes]],
+               answer: bytes | dict[str, Any]) -> None:
         # A payload (a success) is encoded by the worker, which adds its length: JSON work off this process.
         if isinstance(answer, bytes):
-            out_headers = [*out_headers, (b"content-length", b"%d" % len(answer))]
-        self._send([frames.RESPONSE, rid, status, out_headers, answer])
+            headers = [*headers, (b"content-length", b"%d" % len(answer))]
+        self._send([frames.RESPONSE, rid, status, headers, answer])

@@ -28,6 +28,7 @@ def gateway_routes() -> Routes:
                  **election.STREAMS},
         own_preflight=frozenset({WATCH_SSE_PATH, ELECTION_SSE_PATH}),
         decoded=kv.DECODED,
+        proposals=kv.PROPOSALS,
         bounded_streams=lease.BOUNDED_STREAMS,
     )
 

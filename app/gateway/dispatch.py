@@ -54,6 +54,17 @@ Handler = Callable[[EtcdServer, bytes], Awaitable[dict[str, Any]]]
 # A unary RPC given the body already decoded (`codec.decode_request(body, message)`) by a front worker.
 DecodedHandler = Callable[[EtcdServer, dict[str, Any]], Awaitable[dict[str, Any]]]
 StreamHandler = Callable[[EtcdServer, Scope, Receive, Send], Awaitable[None]]
+# What a front worker's decoded reply is given: status, headers, and the body or a success's payload.
+Reply = Callable[[int, list[tuple[bytes, bytes]], bytes | dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A write RPC served from its decoded body without a coroutine (`Gateway.propose_decoded`)."""
+
+    # The command to propose, checked as the RPC's handler checks it (size limits, request rules, user).
+    prepare: Callable[[EtcdServer, dict[str, Any]], Any]
+    encode: Callable[[Any, dict[str, str]], dict[str, Any]]  # the result and header -> the answer
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,8 @@ class Routes:
     decoded: dict[str, tuple[str, DecodedHandler]] = field(default_factory=dict)
     # streams whose answer ends when the request body does: a whole body is answered like a unary call
     bounded_streams: frozenset[str] = frozenset()
+    # unary writes that may skip the coroutine path when a front worker decoded them: path -> proposal
+    proposals: dict[str, Proposal] = field(default_factory=dict)
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -84,6 +97,15 @@ async def respond_error(send: Send, err: EtcdError) -> None:
 
 def _failure(err: EtcdError) -> tuple[int, int, list[tuple[bytes, bytes]], bytes]:
     return err.http_status, err.code, _JSON_ERR, codec.error_json(err.message, err.code)
+
+
+def _failure_of(exc: Exception, path: str) -> tuple[int, int, list[tuple[bytes, bytes]], bytes]:
+    """A unary RPC's answer to what its handler raised."""
+    if isinstance(exc, DecodeError):
+        return _failure(EtcdError(str(exc), INVALID_ARGUMENT))
+    if isinstance(exc, (EtcdError, StorageError)):
+        return _failure(to_etcd_error(exc))
+    return _failure(internal_error(exc, path))  # a bug must still get an answer in etcd's shape
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:
@@ -263,12 +285,8 @@ class Gateway:
                     payload = await asyncio.wait_for(call, timeout)
                 except TimeoutError:
                     raise DEADLINE from None
-        except DecodeError as exc:
-            return _failure(EtcdError(str(exc), INVALID_ARGUMENT))
-        except (EtcdError, StorageError) as exc:
-            return _failure(to_etcd_error(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug must still get an answer in etcd's shape
-            return _failure(internal_error(exc, path))
+        except Exception as exc:  # noqa: BLE001 - every failure is answered in etcd's shape
+            return _failure_of(exc, path)
         return 200, 0, _JSON_OK, payload
 
     async def answer_unary(self, path: str, headers: list[tuple[bytes, bytes]], client: Any, body: bytes,
@@ -293,6 +311,51 @@ class Gateway:
             return status, out_headers, answer
         finally:
             request_token.reset(reset)
+
+    def propose_decoded(self, path: str, headers: list[tuple[bytes, bytes]], client: Any, body: bytes,
+                        decoded: dict[str, Any] | None, reply: Reply) -> bool:
+        """`answer_unary` for a write a front worker decoded, without a task: checked and proposed now,
+        answered through `reply` when applied. False, having done nothing, when the request needs the
+        coroutine path: no proposal for `path`, no decoded body, a token (it may have to wait for its
+        entry) or a deadline header."""
+        proposal = self.routes.proposals.get(path)
+        if proposal is None or decoded is None:
+            return False
+        for name, _ in headers:
+            if name == b"authorization" or name == b"grpc-timeout":
+                return False
+        stats = self.stats.method(path)
+        stats.started += 1
+        self.stats.bytes_received += len(body)
+        start = time.perf_counter()
+
+        def answer(status: int, code: int, out_headers: list[tuple[bytes, bytes]],
+                   payload: bytes | dict[str, Any]) -> None:
+            took = time.perf_counter() - start
+            stats.done(code, took)
+            if self.access_log:
+                self._log_access({"client": client, "method": "POST", "path": path}, status, code, took)
+            reply(status, out_headers, payload)
+
+        def applied(result: Any) -> None:
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                payload = proposal.encode(result, self.server.header(result.revision))
+            except Exception as exc:  # noqa: BLE001 - every failure is answered in etcd's shape
+                answer(*_failure_of(exc, path))
+                return
+            answer(200, 0, _JSON_OK, payload)
+
+        grpc_limit = self.server.config.max_request_bytes + GRPC_OVERHEAD
+        if learner_gate.refuses(self.server, path, body, grpc_limit):
+            answer(*_failure(learner_gate.NOT_SUPPORTED_FOR_LEARNER))
+            return True
+        try:
+            self.server.propose_then(proposal.prepare(self.server, decoded), applied)
+        except Exception as exc:  # noqa: BLE001 - as in `applied`
+            answer(*_failure_of(exc, path))
+        return True
 
     @staticmethod
     async def _fail(send: Send, err: EtcdError) -> tuple[int, int]:

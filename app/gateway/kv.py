@@ -7,7 +7,8 @@ from typing import Any
 
 from etcdpy.app.errors import REQUEST_TOO_LARGE, EtcdError, grpc_message_too_large
 from etcdpy.app.gateway import codec
-from etcdpy.app.gateway.dispatch import GRPC_OVERHEAD, DecodedHandler, Handler
+from etcdpy.app.gateway.dispatch import GRPC_OVERHEAD, DecodedHandler, Handler, Proposal
+from etcdpy.app.server.commands import Command
 from etcdpy.app.server.etcd_server import EtcdServer
 
 # Raft wraps a request with a header and a oneof tag before etcd checks its size against
@@ -55,6 +56,18 @@ kv_txn, kv_txn_decoded = _kv_rpc("TxnRequest", codec.txn_request, EtcdServer.txn
                                  proposed=True)
 
 
+def _proposal(message: str, build: Callable[[dict[str, Any]], Any],
+              command: Callable[[EtcdServer, Any], Command],
+              encode: Callable[[Any, dict[str, str]], dict[str, Any]]) -> Proposal:
+    """A write served from a decoded body without a coroutine: the same limits and checks as `_kv_rpc`'s."""
+
+    def prepare(server: EtcdServer, d: dict[str, Any]) -> Command:
+        _limits(server, d, message, proposed=True)
+        return command(server, build(d))
+
+    return Proposal(prepare, encode)
+
+
 async def kv_compaction(server: EtcdServer, body: bytes) -> dict[str, Any]:
     d = codec.decode_request(body, "CompactionRequest")
     _limits(server, d, "CompactionRequest", proposed=True)
@@ -76,4 +89,11 @@ DECODED: dict[str, tuple[str, DecodedHandler]] = {
     "/v3/kv/put": ("PutRequest", kv_put_decoded),
     "/v3/kv/deleterange": ("DeleteRangeRequest", kv_delete_range_decoded),
     "/v3/kv/txn": ("TxnRequest", kv_txn_decoded),
+}
+
+# Of those, the writes answered without a task per request (Gateway.propose_decoded).
+PROPOSALS: dict[str, Proposal] = {
+    "/v3/kv/put": _proposal("PutRequest", codec.put_request, EtcdServer.put_command, codec.put_json),
+    "/v3/kv/deleterange": _proposal("DeleteRangeRequest", codec.delete_request, EtcdServer.delete_command,
+                                    codec.delete_json),
 }
