@@ -82,8 +82,10 @@ def _server_env() -> dict[str, str]:
     """The servers' environment: this one, except that Python may keep its compiled bytecode. A shell
     with PYTHONDONTWRITEBYTECODE (as some CI images set) would make every etcdpy start recompile all
     of its modules, which no installed copy does (pip compiles at install); restart times would then
-    measure the compiler, not the server."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    measure the compiler, not the server. ETCD_* variables go too: both servers read them as flags,
+    and the comparison must run both with the flags the tool gives."""
+    return {k: v for k, v in os.environ.items()
+            if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("ETCD_")}
 
 
 class Cluster:

@@ -152,15 +152,22 @@ def _cluster_flags(name: str, data_dir: Path, ports: tuple[int, int] | None = No
     return client_url, flags
 
 
+def etcdpy_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment plus `extra`, with the repository importable via PYTHONPATH (an etcdpy started
+    with another working directory must import it even when it is not pip-installed). The caller's
+    ETCD_* variables are gone for the whole run (tests/conftest.py)."""
+    env = {**os.environ, **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def start_etcd(tmp: Path, name: str = "ref", extra: list[str] | None = None) -> Server:
     """Start Debian's etcd 3.4 as a single-member cluster in ``tmp`` and wait until it serves."""
     tmp.mkdir(parents=True, exist_ok=True)
     data_dir = tmp / f"{name}.etcd"
     url, flags = _cluster_flags(name, data_dir)
     argv = [ETCD_BINARY, *flags, *(extra or [])]
-    # etcd reads ETCD_* variables as flags; keep the caller's environment from changing the server.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-    return _launch(argv, tmp, url, data_dir, name, tmp / f"{name}.etcd.log", etcd_ready, env)
+    return _launch(argv, tmp, url, data_dir, name, tmp / f"{name}.etcd.log", etcd_ready, dict(os.environ))
 
 
 def start_etcdpy(tmp: Path, name: str = "default", extra: list[str] | None = None,
@@ -173,7 +180,4 @@ def start_etcdpy(tmp: Path, name: str = "default", extra: list[str] | None = Non
     data_dir = tmp / f"{name}.etcdpy"
     url, flags = _cluster_flags(name, data_dir, ports)
     argv = [sys.executable, "-m", "etcdpy.app", *flags, *(extra or [])]
-    # cwd is tmp, so the repository must be importable via PYTHONPATH even when not pip-installed.
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    return _launch(argv, tmp, url, data_dir, name, tmp / f"{name}.etcdpy.log", etcdpy_ready, env)
+    return _launch(argv, tmp, url, data_dir, name, tmp / f"{name}.etcdpy.log", etcdpy_ready, etcdpy_env())

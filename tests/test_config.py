@@ -8,7 +8,6 @@ Expected messages are Go's flag package texts as etcd 3.4 prints them (checked a
 from __future__ import annotations
 
 import base64
-import os
 import socket
 import subprocess
 import sys
@@ -20,7 +19,8 @@ import yaml
 
 from etcdpy.app.config import Config, ConfigError, load_file, parse_args
 from etcdpy.app.server.identity import member_id
-from tests.servers import REPO_ROOT, Server, _launch, etcdpy_ready, free_port
+from etcdpy.bench.servers import _server_env as bench_server_env
+from tests.servers import Server, _launch, etcdpy_env, etcdpy_ready, free_port
 
 CLI_TIMEOUT_S = 30.0
 
@@ -28,8 +28,7 @@ CLI_TIMEOUT_S = 30.0
 def run_cli(*args: str, cwd: Path | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m app ARGS` (with `env` added) for argument errors, which must exit before serving."""
-    env = {**os.environ, **(env or {})}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env = etcdpy_env(env)
     return subprocess.run([sys.executable, "-m", "etcdpy.app", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
 
@@ -308,8 +307,7 @@ def test_a_config_file_from_the_environment_replaces_flags_and_variables(tmp_pat
 
 def launch(argv: list[str], cwd: Path, url: str, data_dir: Path,
            extra_env: dict[str, str] | None = None) -> Server:
-    env = {**os.environ, **(extra_env or {})}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env = etcdpy_env(extra_env)
     return _launch([sys.executable, "-m", "etcdpy.app", *argv], cwd, url, data_dir, "etcdpy",
                    cwd / "etcdpy.log", etcdpy_ready, env)
 
@@ -432,3 +430,12 @@ def test_unknown_config_file_keys_are_ignored_like_etcd(tmp_path) -> None:
     path = tmp_path / "etcd.yaml"
     path.write_text("name: x\nenable-v2: true\nlogger: zap\n")
     assert parse_args(["--config-file", str(path)]).name == "x"
+
+
+def test_the_benchmarks_servers_ignore_the_callers_etcd_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compare` runs both servers with the flags it gives: a developer's exported ETCD_NAME must not
+    reach them (both read it). The test run itself drops ETCD_* variables (tests/conftest.py)."""
+    monkeypatch.setenv("ETCD_NAME", "from-the-shell")
+    monkeypatch.setenv("ETCDPY_CLUSTER_TLS", "0")
+    env = bench_server_env()
+    assert "ETCD_NAME" not in env and env["ETCDPY_CLUSTER_TLS"] == "0"

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import REPO_ROOT, Server, start_etcd, start_etcdpy
+from tests.servers import Server, etcdpy_env, start_etcd, start_etcdpy
 
 QUOTA = ["--quota-backend-bytes", "400000"]
 NOSPACE = {"error": "etcdserver: mvcc: database space exceeded",
@@ -116,8 +116,7 @@ def test_snapshot_stream_is_framed_as_etcd_frames_it(plain: dict[str, Server]) -
 
 
 def _etcdpy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env = etcdpy_env()
     return subprocess.run([sys.executable, "-m", "etcdpy.app", "snapshot", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
 

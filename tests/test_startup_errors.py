@@ -7,7 +7,6 @@ Each message was taken from /usr/bin/etcd under the same condition (etcd prefixe
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import queue
 import socket
@@ -23,7 +22,7 @@ import httpx
 import pytest
 
 from etcdpy.app.config import FLAGS, LOG_LEVELS, ConfigError, parse_args
-from tests.servers import REPO_ROOT, Server, _wait_ready, etcdpy_ready, free_port, start_etcdpy
+from tests.servers import Server, _wait_ready, etcdpy_env, etcdpy_ready, free_port, start_etcdpy
 from tests.test_config import run_cli
 
 LOCK_WAIT_S = 30.0
@@ -118,8 +117,7 @@ def _lines(stream: IO[bytes], into: queue.Queue[str]) -> None:
 def test_data_dir_locked_by_another_process_is_waited_for(tmp_path: Path) -> None:
     """As etcd waits for its database lock: say so once, start as soon as the holder exits."""
     first = start_etcdpy(tmp_path, name="m")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env = etcdpy_env()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     flags = member_flags(client_port=port)

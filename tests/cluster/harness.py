@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tests.cluster.netproxy import FaultNet, Mode
-from tests.servers import REPO_ROOT, free_port, log_tail
+from tests.servers import etcdpy_env, free_port, log_tail
 from tests.tls_certs import TLSFiles, make_tls
 
 HEARTBEAT_MS = 50
@@ -294,8 +294,7 @@ class Cluster:
 
     def _spawn(self, m: Member) -> None:
         assert not m.running, f"{m.name} is already running"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env = etcdpy_env()
         with open(m.log_path, "ab") as log:
             log.write(f"==== start {time.strftime('%H:%M:%S')} {' '.join(self._argv(m)[3:])}\n".encode())
             log.flush()
