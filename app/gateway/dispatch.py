@@ -32,7 +32,7 @@ from etcdpy.app.gateway.codec import DecodeError
 from etcdpy.app.logs import event
 from etcdpy.app.server.auth import request_cert_cn, request_token
 from etcdpy.app.server.etcd_server import EtcdServer
-from etcdpy.app.server.metrics import GRPC_CODES
+from etcdpy.app.server.metrics import GRPC_CODES, MethodStats
 from etcdpy.app.tls_scope import client_cert_cn
 from etcdpy.storage.errors import StorageError
 
@@ -242,10 +242,7 @@ class Gateway:
         stats.started += 1
         start = time.perf_counter()
         status, code = await self._unary(handler, path, scope, receive, send)
-        took = time.perf_counter() - start
-        stats.done(code, took)
-        if self.access_log:
-            self._log_access(scope, status, code, took)
+        self._finished(stats, start, scope, status, code)
 
     async def _unary(self, handler: Handler, path: str, scope: Scope, receive: Receive,
                      send: Send) -> tuple[int, int]:
@@ -304,10 +301,7 @@ class Gateway:
             start = time.perf_counter()
             status, code, out_headers, answer = await self._answer(self.routes.rpcs[path], path, headers,
                                                                    body, decoded)
-            took = time.perf_counter() - start
-            stats.done(code, took)
-            if self.access_log:
-                self._log_access({"client": client, "method": "POST", "path": path}, status, code, took)
+            self._finished(stats, start, {"client": client, "method": "POST", "path": path}, status, code)
             return status, out_headers, answer
         finally:
             request_token.reset(reset)
@@ -331,10 +325,7 @@ class Gateway:
 
         def answer(status: int, code: int, out_headers: list[tuple[bytes, bytes]],
                    payload: bytes | dict[str, Any]) -> None:
-            took = time.perf_counter() - start
-            stats.done(code, took)
-            if self.access_log:
-                self._log_access({"client": client, "method": "POST", "path": path}, status, code, took)
+            self._finished(stats, start, {"client": client, "method": "POST", "path": path}, status, code)
             reply(status, out_headers, payload)
 
         def applied(result: Any) -> None:
@@ -388,10 +379,15 @@ class Gateway:
             if not started:
                 await respond_error(send, err)
         finally:
-            took = time.perf_counter() - start
-            stats.done(code, took)
-            if self.access_log:
-                self._log_access(scope, 200, code, took)
+            self._finished(stats, start, scope, 200, code)
+
+    def _finished(self, stats: MethodStats, start: float, scope: Scope, status: int, code: int) -> None:
+        """An RPC is answered: its statistics, and the access log line (--access-log). `scope` needs
+        only the client, method and path."""
+        took = time.perf_counter() - start
+        stats.done(code, took)
+        if self.access_log:
+            self._log_access(scope, status, code, took)
 
     def _log_access(self, scope: Scope, status: int, code: int, took: float) -> None:
         client = scope.get("client")
