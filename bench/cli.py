@@ -10,7 +10,7 @@ import click
 import orjson
 
 from etcdpy.bench import compare as compare_mod
-from etcdpy.bench import loadmode, report, workloads
+from etcdpy.bench import disk_probe, loadmode, report, workloads
 from etcdpy.bench.servers import KINDS
 from etcdpy.bench.workloads import Spec
 
@@ -134,13 +134,29 @@ def compare_cmd(names: tuple[str, ...], rounds: int, cluster: int, servers: str,
         compare_mod.resolve(list(names), base, kw["conns"] is not None)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
+    # The disk's sync latency, before and after: put figures move with it (bench/disk_probe.py).
+    disk = [disk_probe.probe()]
     outcomes, start_errors, labels = compare_mod.run_compare(
         list(names), base, rounds=rounds, cluster=cluster, servers=kinds, quiet=kw["as_json"],
         explicit_conns=kw["conns"] is not None)
+    disk.append(disk_probe.probe())
     if kw["as_json"]:
-        _emit_json(compare_mod.to_json(outcomes, start_errors, labels, rounds, cluster))
+        _emit_json(compare_mod.to_json(outcomes, start_errors, labels, rounds, cluster, disk=disk))
     else:
-        click.echo(compare_mod.render(outcomes, start_errors, labels, rounds, cluster))
+        click.echo(compare_mod.render(outcomes, start_errors, labels, rounds, cluster, disk=disk))
+
+
+@main.command(name="disk")
+@click.option("--dir", "directory", default=None, help="where to write (default: the temporary directory)")
+@click.option("--syncs", type=int, default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def disk_cmd(directory: str | None, syncs: int, as_json: bool) -> None:
+    """How long the disk takes to make a small append durable (what every put waits for)."""
+    result = disk_probe.probe(directory, syncs)
+    if as_json:
+        _emit_json(result.to_json())
+    else:
+        click.echo(result.text())
 
 
 @main.command(name="load")

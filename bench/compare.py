@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdpy.bench import workloads
+from etcdpy.bench.disk_probe import DiskProbe
 from etcdpy.bench.goals import Goal, goal_for, verdict, verdict_text
 from etcdpy.bench.report import errors_text, fmt_bytes, fmt_us
 from etcdpy.bench.result import Result
@@ -154,8 +155,11 @@ def _fmt(key: str, v: float) -> str:
 
 
 def render(outcomes: list[ScenarioOutcome], start_errors: dict[str, str], labels: list[str],
-           rounds: int, cluster: int) -> str:
+           rounds: int, cluster: int, disk: list[DiskProbe] | None = None) -> str:
     lines: list[str] = []
+    if disk:
+        lines.append("disk (before, after): " + "; ".join(d.text() for d in disk))
+        lines.append("")
     for label, err in start_errors.items():
         first = err.splitlines()[0] if err else ""
         lines.append(f"!! {label} could not be started, so it has no figures: {first}")
@@ -209,9 +213,11 @@ def render(outcomes: list[ScenarioOutcome], start_errors: dict[str, str], labels
 
 
 def to_json(outcomes: list[ScenarioOutcome], start_errors: dict[str, str], labels: list[str],
-            rounds: int, cluster: int) -> dict[str, Any]:
+            rounds: int, cluster: int, disk: list[DiskProbe] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"rounds": rounds, "cluster": cluster, "servers": labels,
                            "start_errors": start_errors, "scenarios": []}
+    if disk:
+        out["disk"] = [d.to_json() for d in disk]  # before and after the runs
     for oc in outcomes:
         meds = {lb: oc.medians(lb) for lb in labels}
         entry: dict[str, Any] = {

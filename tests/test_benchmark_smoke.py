@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from etcdpy.app.peer.http_client import HttpConn
-from etcdpy.bench import compare, loadmode, workloads
+from etcdpy.bench import compare, disk_probe, loadmode, workloads
 from etcdpy.bench.result import Result
 from etcdpy.bench.servers import ETCD_BIN, Cluster
 from etcdpy.bench.stats import Latency
@@ -239,3 +239,12 @@ def test_latency_from_wrk_grid_is_exact_at_grid_points() -> None:
     merged.merge(lat)
     assert merged.percentile(99.0) == pytest.approx(9900.0, rel=0.005)
     assert sum(c for _, c in merged.histogram()) == pytest.approx(20_000)
+
+
+def test_disk_probe_measures_synced_appends_and_compare_prints_it(tmp_path: Path) -> None:
+    probe = disk_probe.probe(str(tmp_path), syncs=20)
+    assert probe.syncs == 20 and 0 < probe.p50_us <= probe.p99_us
+    assert list(tmp_path.iterdir()) == []  # its file is gone
+    text = compare.render([], {}, ["etcd", "etcdpy"], 1, 1, disk=[probe, probe])
+    assert text.startswith("disk (before, after): fdatasync after an 8 KiB append: p50 ")
+    assert compare.to_json([], {}, ["etcd", "etcdpy"], 1, 1, disk=[probe])["disk"] == [probe.to_json()]
