@@ -557,7 +557,7 @@ class EtcdServer:
         """`propose` without a coroutine: `then` gets the result, or the exception `propose` would raise,
         in a later loop iteration. Raises at once what `propose` raises before proposing (no leader,
         too many requests). For the writes a front worker decodes (Gateway.propose_decoded): a task and
-        its stack of coroutines per put were about a sixth of the member's CPU per put."""
+        its stack of coroutines per put cost about 8 % of the member's CPU per put (62 -> 57 us)."""
         loop = self._loop or asyncio.get_running_loop()
         if self._over_quota(cmd):
             # Refusing raises the NOSPACE alarm, itself a proposal: the coroutine path does it.
