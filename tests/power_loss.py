@@ -1,15 +1,19 @@
 """A disk that can lose power, for the WAL, and the matching model of RocksDB's durability.
 
-`PowerLossDisk` is a `WalFiles` layer over real files that remembers, per file, how much has been made
+`PowerLossDisk` is a `WalFiles` layer over real files that remembers, per file, what has been made
 durable (`fdatasync` makes a file's bytes and size durable; `fsync_dir` makes creations and removals in
-a directory durable). `power_loss()` then rewrites the files to what a machine losing power could leave:
+a directory durable) and what every write since overwrote. `power_loss()` then rewrites the files to what
+a machine losing power could leave:
 
 - a file whose creation no directory fsync covered is gone, a removal no fsync covered is undone;
-- each file keeps its durable bytes, plus possibly part of what was written after them: a prefix cut at
-  any byte (the size reached the disk with only some of the data), or a prefix up to a sector boundary
-  followed by zeros to the old size (the size reached the disk, later sectors did not). Reordered page
-  writeback within the unsynced tail (a later sector landing while an earlier one did not) is not
-  modelled: the WAL refuses such a tail as damage rather than guess (see storage/wal.py).
+- each file keeps its durable content, plus possibly a prefix of what was written after it, from the
+  first byte written since the last sync. Within the durable size (writes over the zeros the WAL wrote
+  ahead, see storage/wal.py) the prefix ends at a sector boundary, sectors being written whole, and the
+  rest is as it was durable; where the file grew, the prefix may end at any byte (the size reached the
+  disk with only some of the data), or at a sector boundary followed by zeros to the new size (the size
+  reached the disk, later sectors did not). Reordered page writeback within the unsynced part (a later
+  sector landing while an earlier one did not) is not modelled: the WAL refuses such a tail as damage
+  rather than guess.
 
 `cut_power()` stops the machine at an instant: every later file operation raises `PowerCut` (a
 BaseException, so no `except Exception` in the server can swallow it and carry on) and reaches nothing.
@@ -63,6 +67,9 @@ class FaultPlan:
 class PowerLossDisk(OsFiles):
     rng: random.Random
     durable_len: dict[str, int] = field(default_factory=dict)
+    # Per file, since its last sync: where the first write landed, and (offset, bytes it overwrote).
+    dirty_from: dict[str, int] = field(default_factory=dict)
+    undo: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     unsynced_creates: set[str] = field(default_factory=set)
     unsynced_removes: dict[str, bytes] = field(default_factory=dict)
     paths: dict[int, str] = field(default_factory=dict)
@@ -98,10 +105,10 @@ class PowerLossDisk(OsFiles):
 
     # ------------------------------------------------------------------ WalFiles
 
-    def open_append(self, path: str, create: bool) -> int:
+    def open_write(self, path: str, create: bool) -> int:
         self._enter("create" if create and not os.path.exists(path) else "open", path)
         existed = os.path.exists(path)
-        fd = super().open_append(path, create)
+        fd = super().open_write(path, create)
         self.paths[fd] = path
         if not existed:
             self.unsynced_creates.add(path)
@@ -110,15 +117,33 @@ class PowerLossDisk(OsFiles):
             self.durable_len.setdefault(path, os.path.getsize(path))
         return fd
 
-    def write(self, fd: int, data: bytes) -> None:
-        self._enter("write", self.paths[fd])
-        super().write(fd, data)
+    def write_at(self, fd: int, data: bytes, offset: int) -> None:
+        path = self.paths[fd]
+        self._enter("write", path)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            overwritten = f.read(len(data))
+        self.dirty_from[path] = min(offset, self.dirty_from.get(path, offset))
+        self.undo.setdefault(path, []).append((offset, overwritten))
+        super().write_at(fd, data, offset)
 
     def fdatasync(self, fd: int) -> None:
         path = self.paths[fd]
         self._enter("fdatasync", path)
         super().fdatasync(fd)
-        self.durable_len[path] = os.fstat(fd).st_size
+        self._durable(path, os.fstat(fd).st_size)
+
+    def _durable(self, path: str, size: int) -> None:
+        self.durable_len[path] = size
+        self.dirty_from.pop(path, None)
+        self.undo.pop(path, None)
+
+    def _durable_image(self, path: str, data: bytes) -> bytes:
+        """The file as its last sync left it: every write since undone, cut to the durable size."""
+        image = bytearray(data)
+        for offset, overwritten in reversed(self.undo.get(path, [])):
+            image[offset:offset + len(overwritten)] = overwritten
+        return bytes(image[: self.durable_len.get(path, len(data))])
 
     def close(self, fd: int) -> None:
         # Closing is not a durability point and cannot fail on a local disk; allowed after the cut so
@@ -129,15 +154,17 @@ class PowerLossDisk(OsFiles):
     def truncate(self, path: str, size: int) -> None:
         self._enter("truncate", path)
         super().truncate(path, size)
-        self.durable_len[path] = size
+        self._durable(path, size)  # OsFiles.truncate fsyncs the whole file
 
     def remove(self, path: str) -> None:
         self._enter("remove", path)
         if path not in self.unsynced_creates:
             with open(path, "rb") as f:
-                self.unsynced_removes[path] = f.read(self.durable_len.get(path, os.path.getsize(path)))
+                self.unsynced_removes[path] = self._durable_image(path, f.read())
         self.unsynced_creates.discard(path)
         self.durable_len.pop(path, None)
+        self.dirty_from.pop(path, None)
+        self.undo.pop(path, None)
         super().remove(path)
 
     def fsync_dir(self, directory: str) -> None:
@@ -172,20 +199,27 @@ class PowerLossDisk(OsFiles):
                 continue
             with open(path, "rb") as f:
                 data = f.read()
-            if len(data) == durable:
+            first = self.dirty_from.get(path, durable)
+            if len(data) == durable and path not in self.dirty_from:
                 continue
-            extra = self.rng.randint(0, len(data) - durable)
+            image = self._durable_image(path, data)
+            cut = self.rng.randint(min(first, len(data)), len(data))
             if self.rng.random() < 0.5:
-                kept = data[: durable + extra]
-                how = f"cut at {len(kept)}"
+                if cut < durable:
+                    cut = cut // SECTOR * SECTOR
+                kept = data[:cut] + image[cut:]
+                how = f"cut at {cut}"
             else:
-                upto = max(durable, (durable + extra) // SECTOR * SECTOR)
-                kept = data[:upto] + bytes(len(data) - upto)
-                how = f"zeros from {upto} to {len(data)}"
+                upto = max(min(first, len(data)), cut // SECTOR * SECTOR)
+                kept = data[:upto] + image[upto:]
+                kept += bytes(len(data) - len(kept))
+                how = f"sectors from {upto} lost, zeros to {len(data)}"
             with open(path, "wb") as f:
                 f.write(kept)
             report.append(f"{os.path.basename(path)}: durable {durable} of {len(data)} bytes, {how}")
         self.durable_len.clear()
+        self.dirty_from.clear()
+        self.undo.clear()
         self.unsynced_creates.clear()
         self.unsynced_removes.clear()
         self.plan = None

@@ -354,12 +354,14 @@ _REC_ENTRY = 1
 
 
 def wal_records(path: Path) -> list[tuple[int, int, int]]:
-    """(offset, total size, type) of each record in a WAL segment."""
+    """(offset, total size, type) of each record in a WAL segment (up to the zeros written ahead)."""
     data = path.read_bytes()
     out = []
     pos = 0
     while pos + _RECORD_HEADER.size <= len(data):
         length, _, rtype, _ = _RECORD_HEADER.unpack_from(data, pos)
+        if rtype == 0:
+            break
         out.append((pos, _RECORD_HEADER.size + length, rtype))
         pos += _RECORD_HEADER.size + length
     return out
@@ -426,9 +428,10 @@ def test_torn_wal_tail_few_bytes(tmp_path: Path, cut: int) -> None:
 def test_torn_unacknowledged_entry(tmp_path: Path) -> None:
     """A log entry torn mid-record, as a kill during its append leaves it: the server starts without it.
 
-    The entry is appended by hand after a clean stop (a copy of the last entry with its payload cut
-    short), which is exactly the state a SIGKILL between write() and fdatasync() can leave: the entry
-    was never synced, so never applied or acknowledged.
+    The entry is written by hand after a clean stop (a copy of the last entry with its payload cut
+    short) where the records end, the file cut there: the state a power loss can leave when an append
+    grew the file past the zeros written ahead and only part of it landed. The entry was never synced,
+    so never applied or acknowledged.
     """
     server = start_etcdpy(tmp_path)
     try:
@@ -437,13 +440,17 @@ def test_torn_unacknowledged_entry(tmp_path: Path) -> None:
             server.stop()
             segment = last_segment(server)
             data = segment.read_bytes()
-            entries = [(off, size) for off, size, rtype in wal_records(segment) if rtype == _REC_ENTRY]
+            records = wal_records(segment)
+            entries = [(off, size) for off, size, rtype in records if rtype == _REC_ENTRY]
             off, size = entries[-1]
+            end = records[-1][0] + records[-1][1]
             # Same record, index bumped past the last one, cut short halfway through the payload.
             record = bytearray(data[off:off + size])
             index = struct.unpack_from(">Q", record, _RECORD_HEADER.size)[0]
             struct.pack_into(">Q", record, _RECORD_HEADER.size, index + 1)
-            with open(segment, "ab") as f:
+            with open(segment, "r+b") as f:
+                f.truncate(end)
+                f.seek(end)
                 f.write(bytes(record[: size // 2]))
             server = server.restart()
             assert_intact(client, server.url, written)

@@ -108,9 +108,9 @@ class TimedWalFiles:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)  # every other operation passes straight through
 
-    def write(self, fd: int, data: bytes) -> None:
-        self._inner.write(fd, data)
-        WAL_BYTES.total += len(data)
+    def write_at(self, fd: int, data: bytes, offset: int) -> None:
+        self._inner.write_at(fd, data, offset)
+        WAL_BYTES.total += len(data)  # records only: zeros written ahead (zero_fill) are not WAL bytes
 
     def fdatasync(self, fd: int) -> None:
         start = time.perf_counter()

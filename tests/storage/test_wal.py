@@ -242,3 +242,58 @@ def test_carried_records_lost_with_a_fresh_segment_are_written_again(tmp_path) -
     assert state.metadata == b"member-7"
     assert (state.snapshot_index, state.snapshot_data, state.hard_state.vote) == (1, b"conf", 2)
     assert [e.index for e in state.entries] == [5]
+
+
+def test_a_preallocated_segment_runs_on_in_zeros_that_open_cuts_off(tmp_path) -> None:
+    wal, _ = reopen(str(tmp_path), preallocate=4096)
+    wal.append(entries(1, 3), WalHardState(1, 1, 3))
+    wal.sync()
+    (segment,) = segment_files(tmp_path)
+    path = os.path.join(tmp_path, segment)
+    data = open(path, "rb").read()
+    records_end = wal._size
+    assert len(data) == records_end + 4096 and data[records_end:] == bytes(4096)
+    # Records written over the zeros change no file size: their sync has no size to journal.
+    wal.append(entries(4, 20))
+    wal.sync()
+    assert os.path.getsize(path) == len(data)
+    wal.close()  # the zeros stay (as after a kill)
+    wal, state = reopen(str(tmp_path), preallocate=4096)
+    assert [e.index for e in state.entries] == list(range(1, 21))
+    assert state.hard_state == WalHardState(1, 1, 3)
+    assert os.path.getsize(path) == wal._size  # open cut the zeros off; appending writes them again
+    wal.append(entries(21, 21))
+    assert os.path.getsize(path) > wal._size
+    wal.close()
+    assert [e.index for e in reopen(str(tmp_path))[1].entries] == list(range(1, 22))
+
+
+def test_a_segment_the_log_rolls_past_ends_at_its_last_record(tmp_path) -> None:
+    wal, _ = reopen(str(tmp_path), segment_bytes=64, preallocate=4096)
+    for i in range(1, 11):
+        wal.append(entries(i, i))
+    wal.sync()
+    names = sorted(segment_files(tmp_path))
+    assert len(names) > 2
+    for name in names[:-1]:  # a closed segment with zeros after its records would be damage
+        assert not open(os.path.join(tmp_path, name), "rb").read().endswith(b"\0" * 16)
+    wal.close()
+    assert [e.index for e in reopen(str(tmp_path))[1].entries] == list(range(1, 11))
+
+
+def test_a_record_torn_inside_the_zeros_is_cut_off(tmp_path) -> None:
+    wal, _ = reopen(str(tmp_path), preallocate=4096)
+    wal.append(entries(1, 2))
+    wal.sync()
+    torn_at = wal._size
+    wal.append([WalEntry(3, 1, 0, b"x" * 2000)])
+    wal.close()  # before any sync: the zeros after entry 3 stay
+    (segment,) = segment_files(tmp_path)
+    path = os.path.join(tmp_path, segment)
+    lost_from = (torn_at // SECTOR_BYTES + 1) * SECTOR_BYTES
+    with open(path, "r+b") as f:  # entry 3's sectors after the first never reached the disk
+        f.seek(lost_from)
+        f.write(bytes(wal._size - lost_from))
+    wal, state = reopen(str(tmp_path), preallocate=4096)
+    assert [e.index for e in state.entries] == [1, 2]
+    assert os.path.getsize(path) == torn_at
