@@ -194,9 +194,11 @@ class WAL:
         self.files.write_at(self._fd, blob, self._size)
         self._size = end
         if end > self._allocated:
-            if self.preallocate:
-                self.files.zero_fill(self._fd, end, self.preallocate)
-                end += self.preallocate
+            # Zeros past segment_bytes would never be written over: the log rolls at its next append.
+            ahead = min(self.preallocate, self.segment_bytes - end)
+            if ahead > 0:
+                self.files.zero_fill(self._fd, end, ahead)
+                end += ahead
             self._allocated = end
 
     def sync(self) -> None:

@@ -277,6 +277,8 @@ def test_a_segment_the_log_rolls_past_ends_at_its_last_record(tmp_path) -> None:
     assert len(names) > 2
     for name in names[:-1]:  # a closed segment with zeros after its records would be damage
         assert not open(os.path.join(tmp_path, name), "rb").read().endswith(b"\0" * 16)
+    # No zeros past segment_bytes: the log rolls before it would write over them.
+    assert all(len(data) <= 64 + 64 for data in segment_files(tmp_path).values())
     wal.close()
     assert [e.index for e in reopen(str(tmp_path))[1].entries] == list(range(1, 11))
 
