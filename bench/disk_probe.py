@@ -14,6 +14,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from etcdpy.bench.stats import Latency
+
 APPEND_BYTES = 8192  # about what one Ready of a few dozen small puts adds to the log
 
 
@@ -35,16 +37,15 @@ def probe(directory: str | None = None, syncs: int = 500) -> DiskProbe:
     """Append APPEND_BYTES and fdatasync, `syncs` times, to a new file in `directory` (default: the
     temporary directory, where `compare` puts both servers' data); the file is removed afterwards."""
     fd, path = tempfile.mkstemp(prefix="etcdpy-fsync-probe-", dir=directory)
-    took: list[float] = []
+    took = Latency()
     try:
         data = os.urandom(APPEND_BYTES)
         for _ in range(syncs):
             os.write(fd, data)
             start = time.perf_counter()
             os.fdatasync(fd)
-            took.append(time.perf_counter() - start)
+            took.add((time.perf_counter() - start) * 1e6)
     finally:
         os.close(fd)
         os.unlink(path)
-    took.sort()
-    return DiskProbe(syncs, took[len(took) // 2] * 1e6, took[min(len(took) - 1, len(took) * 99 // 100)] * 1e6)
+    return DiskProbe(syncs, took.percentile(50), took.percentile(99))
