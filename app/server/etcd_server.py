@@ -550,11 +550,7 @@ class EtcdServer:
     async def propose(self, cmd: commands.Command) -> Any:
         if self._over_quota(cmd):
             await self._refuse_over_quota(cmd)
-        self._check_can_propose()
-        request_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters[request_id] = future
-        self.node.propose(commands.encode(request_id, cmd))
+        request_id, future = self._submit(cmd, asyncio.get_running_loop())
         return await self._wait(request_id, future)
 
     def propose_then(self, cmd: commands.Command, then: Callable[[Any], None]) -> None:
@@ -570,11 +566,7 @@ class EtcdServer:
                     then(task.exception() or task.result())
             loop.create_task(self.propose(cmd)).add_done_callback(refused)
             return
-        self._check_can_propose()
-        request_id = next(self._ids)
-        future: asyncio.Future[Any] = loop.create_future()
-        self._waiters[request_id] = future
-        self.node.propose(commands.encode(request_id, cmd))
+        request_id, future = self._submit(cmd, loop)
         changes = self._leader_changes
         timer = loop.call_later(REQUEST_TIMEOUT, _time_out, future)
 
@@ -583,6 +575,16 @@ class EtcdServer:
             self._waiters.pop(request_id, None)
             then(self._outcome(done.result(), changes))
         future.add_done_callback(settled)
+
+    def _submit(self, cmd: commands.Command, loop: asyncio.AbstractEventLoop
+                ) -> tuple[int, asyncio.Future[Any]]:
+        """Hand `cmd` to Raft under a new request id; the future gets its result once applied."""
+        self._check_can_propose()
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiters[request_id] = future
+        self.node.propose(commands.encode(request_id, cmd))
+        return request_id, future
 
     def _over_quota(self, cmd: commands.Command) -> bool:
         """Whether this write would take the database past --quota-backend-bytes (etcd's quota server)."""
