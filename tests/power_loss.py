@@ -67,8 +67,7 @@ class FaultPlan:
 class PowerLossDisk(OsFiles):
     rng: random.Random
     durable_len: dict[str, int] = field(default_factory=dict)
-    # Per file, since its last sync: where the first write landed, and (offset, bytes it overwrote).
-    dirty_from: dict[str, int] = field(default_factory=dict)
+    # Per file, since its last sync: each write's (offset, bytes it overwrote).
     undo: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     unsynced_creates: set[str] = field(default_factory=set)
     unsynced_removes: dict[str, bytes] = field(default_factory=dict)
@@ -123,7 +122,6 @@ class PowerLossDisk(OsFiles):
         with open(path, "rb") as f:
             f.seek(offset)
             overwritten = f.read(len(data))
-        self.dirty_from[path] = min(offset, self.dirty_from.get(path, offset))
         self.undo.setdefault(path, []).append((offset, overwritten))
         super().write_at(fd, data, offset)
 
@@ -135,7 +133,6 @@ class PowerLossDisk(OsFiles):
 
     def _durable(self, path: str, size: int) -> None:
         self.durable_len[path] = size
-        self.dirty_from.pop(path, None)
         self.undo.pop(path, None)
 
     def _durable_image(self, path: str, data: bytes) -> bytes:
@@ -163,7 +160,6 @@ class PowerLossDisk(OsFiles):
                 self.unsynced_removes[path] = self._durable_image(path, f.read())
         self.unsynced_creates.discard(path)
         self.durable_len.pop(path, None)
-        self.dirty_from.pop(path, None)
         self.undo.pop(path, None)
         super().remove(path)
 
@@ -199,9 +195,10 @@ class PowerLossDisk(OsFiles):
                 continue
             with open(path, "rb") as f:
                 data = f.read()
-            first = self.dirty_from.get(path, durable)
-            if len(data) == durable and path not in self.dirty_from:
+            writes = self.undo.get(path, [])
+            if len(data) == durable and not writes:
                 continue
+            first = min((offset for offset, _ in writes), default=durable)  # the first byte written since
             image = self._durable_image(path, data)
             cut = self.rng.randint(min(first, len(data)), len(data))
             if self.rng.random() < 0.5:
@@ -218,7 +215,6 @@ class PowerLossDisk(OsFiles):
                 f.write(kept)
             report.append(f"{os.path.basename(path)}: durable {durable} of {len(data)} bytes, {how}")
         self.durable_len.clear()
-        self.dirty_from.clear()
         self.undo.clear()
         self.unsynced_creates.clear()
         self.unsynced_removes.clear()
