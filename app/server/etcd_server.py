@@ -51,6 +51,13 @@ from etcdpy.app.server.identity import cluster_id, member_id
 from etcdpy.app.server.lease_keeper import LeaseKeeper, min_lease_ttl
 from etcdpy.app.server.membership import Member, Membership, MemberUpdateRequest
 from etcdpy.app.server.metrics import PROPOSALS_FAILED, SLOW_APPLIES, Metrics, TimedWalFiles
+from etcdpy.app.server.proposals import (
+    SWEEP_SECONDS,
+    PendingProposals,
+    Settle,
+    settle_each,
+    settle_future,
+)
 from etcdpy.app.server.raft_node import NodeCallbacks, RaftNode, decode_snapshot_record
 from etcdpy.app.server.watch_service import WatchService
 from etcdpy.raft import ConfChange, ConfChangeType, Entry, EntryType, Peer, Snapshot, conf_change_from_entry
@@ -167,7 +174,7 @@ class EtcdServer:
         # so ids stay unique across restarts without persisting a counter.
         base = ((self.member_id & 0xFFFF) << 48) | ((int(env.wall() * 1000) & 0xFFFFFFFFFF) << 8)
         self._ids = itertools.count(base)
-        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._pending = PendingProposals(REQUEST_TIMEOUT, env.monotonic)
         self._compactor: asyncio.Task[None] | None = None
         self._incoming_snapshots: dict[int, str] = {}
         self._exiting = False
@@ -197,7 +204,7 @@ class EtcdServer:
             run_io=env.run_io,
             fatal=env.fatal,
             catch_up_entries=max(1, config.experimental_snapshot_catchup_entries),
-            waiting=self._waiters.__len__,
+            waiting=self._pending.__len__,
         )
         self.transport: PeerLink | None = None
 
@@ -234,6 +241,7 @@ class EtcdServer:
         self.leases.start()
         loop.create_task(self._publish_attributes())
         if not self._background:
+            self._background.append(loop.create_task(self._expire_proposals()))
             if self.compaction_policy is not None:
                 self._background.append(loop.create_task(run_compactor(
                     self.compaction_policy, self.env.monotonic, lambda: self.store.current_revision,
@@ -250,6 +258,9 @@ class EtcdServer:
             task.cancel()
         self._background.clear()
         await self.node.stop()
+        # Nothing proposed will be applied by this server any more (etcd: ErrStopped).
+        stopped = server_error(errors.STOPPED)
+        settle_each([(settle, stopped) for settle in self._pending.take_all()], self._settle_failed)
         if self.transport is not None:
             await self.transport.close()
 
@@ -335,14 +346,14 @@ class EtcdServer:
 
     def _on_dropped(self, batch: list[bytes]) -> None:
         PROPOSALS_FAILED.inc(len(batch))
-        for data in batch:
-            future = self._waiters.pop(commands.request_id(data), None)
-            if future is not None and not future.done():
-                future.set_result(server_error(PROPOSAL_DROPPED))
+        take = self._pending.take
+        settle_each([(settle, server_error(PROPOSAL_DROPPED)) for data in batch
+                     if (settle := take(commands.request_id(data))) is not None], self._settle_failed)
 
     def _apply_entries(self, entries: list[Entry]) -> None:
         apply = self.applier.apply
-        waiters = self._waiters
+        take = self._pending.take
+        settles: list[tuple[Settle, Any]] = []
         for entry in entries:
             if entry.type == EntryType.NORMAL:
                 if not entry.data:  # a new leader's empty entry
@@ -355,12 +366,13 @@ class EtcdServer:
                     self._slow_apply(entry, took, result)
             else:
                 request_id, result = self._apply_conf_change(entry)
-            future = waiters.pop(request_id, None)
-            if future is not None and not future.done():
-                future.set_result(result)
+            settle = take(request_id)
+            if settle is not None:
+                settles.append((settle, result))
         # Consecutive puts share one write (MVCCStore.group_batch); it lands before anything can read
-        # the store or any answer leaves (the futures' waiters run only after this returns).
+        # the store or any waiter learns its result.
         self.store.flush_group()
+        settle_each(settles, self._settle_failed)
         self.auth.on_applied(self.store.applied_index)
         if self.applier.compactions_scheduled and self._compactor is None:
             self._compactor = asyncio.get_running_loop().create_task(self._compact())
@@ -437,7 +449,7 @@ class EtcdServer:
 
     @property
     def pending_proposals(self) -> int:
-        return len(self._waiters)
+        return len(self._pending)
 
     def _slow_fsync(self, took: float) -> None:
         event(logging.getLogger("etcdpy.wal"), logging.WARNING, "slow fdatasync",
@@ -550,41 +562,35 @@ class EtcdServer:
     async def propose(self, cmd: commands.Command) -> Any:
         if self._over_quota(cmd):
             await self._refuse_over_quota(cmd)
-        request_id, future = self._submit(cmd, asyncio.get_running_loop())
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        request_id = self._submit(cmd, settle_future(future))
         return await self._wait(request_id, future)
 
     def propose_then(self, cmd: commands.Command, then: Callable[[Any], None]) -> None:
         """`propose` without a coroutine: `then` gets the result, or the exception `propose` would raise,
-        in a later loop iteration. Raises at once what `propose` raises before proposing (no leader,
-        too many requests). For the writes a front worker decodes (Gateway.propose_decoded): a task and
-        its stack of coroutines per put cost about 8 % of the member's CPU per put (62 -> 57 us)."""
-        loop = self._loop or asyncio.get_running_loop()
+        in a later loop iteration (once applied, or timed out). Raises at once what `propose` raises
+        before proposing (no leader, too many requests). For the writes a front worker decodes
+        (Gateway.propose_decoded): a task and its stack of coroutines per put cost about 8 % of the
+        member's CPU per put (62 -> 57 us)."""
         if self._over_quota(cmd):
             # Refusing raises the NOSPACE alarm, itself a proposal: the coroutine path does it.
             def refused(task: asyncio.Task[Any]) -> None:
                 if not task.cancelled():
                     then(task.exception() or task.result())
+            loop = self._loop or asyncio.get_running_loop()
             loop.create_task(self.propose(cmd)).add_done_callback(refused)
             return
-        request_id, future = self._submit(cmd, loop)
         changes = self._leader_changes
-        timer = loop.call_later(REQUEST_TIMEOUT, _time_out, future)
+        self._submit(cmd, lambda result: then(self._outcome(result, changes)))
 
-        def settled(done: asyncio.Future[Any]) -> None:
-            timer.cancel()
-            self._waiters.pop(request_id, None)
-            then(self._outcome(done.result(), changes))
-        future.add_done_callback(settled)
-
-    def _submit(self, cmd: commands.Command, loop: asyncio.AbstractEventLoop
-                ) -> tuple[int, asyncio.Future[Any]]:
-        """Hand `cmd` to Raft under a new request id; the future gets its result once applied."""
+    def _submit(self, cmd: commands.Command, settle: Settle) -> int:
+        """Hand `cmd` to Raft under a new request id, which it returns; `settle` gets the result once
+        applied (or _TIMED_OUT)."""
         self._check_can_propose()
         request_id = next(self._ids)
-        future: asyncio.Future[Any] = loop.create_future()
-        self._waiters[request_id] = future
+        self._pending.add(request_id, settle)
         self.node.propose(commands.encode(request_id, cmd))
-        return request_id, future
+        return request_id
 
     def _over_quota(self, cmd: commands.Command) -> bool:
         """Whether this write would take the database past --quota-backend-bytes (etcd's quota server)."""
@@ -621,7 +627,7 @@ class EtcdServer:
         self._check_can_propose()
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters[request_id] = future
+        self._pending.add(request_id, settle_future(future))
         cc.context = msgpack.packb([request_id, cc.context])
         self.node.propose_conf_change(cc)
         members: list[Member] = await self._wait(request_id, future)
@@ -629,17 +635,25 @@ class EtcdServer:
 
     async def _wait(self, request_id: int, future: asyncio.Future[Any]) -> Any:
         changes = self._leader_changes
-        # A timer that settles the future, rather than asyncio.wait_for: wait_for wraps every write
-        # in another future and task callback, a measurable share of a put's cost.
-        timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, _time_out, future)
+        # The sweep of pending proposals (_expire_proposals) times the future out, rather than
+        # asyncio.wait_for: wait_for wraps every write in another future and task callback.
         try:
             result = self._outcome(await future, changes)
         finally:
-            timer.cancel()
-            self._waiters.pop(request_id, None)
+            self._pending.discard(request_id)
         if isinstance(result, Exception):
             raise result
         return result
+
+    async def _expire_proposals(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            settle_each([(settle, _TIMED_OUT) for settle in self._pending.take_expired()],
+                        self._settle_failed)
+
+    @staticmethod
+    def _settle_failed() -> None:
+        log.exception("answering a proposal's waiter failed")
 
     def _outcome(self, result: Any, leader_changes: int) -> Any:
         """A proposal's result as its waiter gets it: the result, or the exception to raise (a timeout

@@ -204,9 +204,8 @@ class SimMember:
             task.cancel()
         # Requests from clients (their own tasks) waiting on this member fail: outcome unknown.
         down = MemberDown(f"{self.name} crashed")
-        for fut in list(server._waiters.values()):
-            if not fut.done():
-                fut.set_exception(down)
+        for settle in server._pending.take_all():
+            settle(down)
         server.node.fail_reads(down)
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
