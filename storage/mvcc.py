@@ -102,7 +102,15 @@ class MVCCStore:
         # RocksDB replays its own log of unflushed writes on open; bounding it bounds restart time
         # (a 1M-key load otherwise left ~400 MB to replay, ~2.5 s).
         opts.set_max_total_wal_size(MAX_ROCKSDB_WAL_BYTES)
+        # Every put overwrites its key's record in `latest`; updated in place, the memtable keeps one
+        # entry per key instead of one per write, and the skip list every put searches (for its key's
+        # current version) and inserts into stays small (put @64: member CPU ~62.6 -> ~59.9 us a
+        # put). RocksDB then cannot give an iterator a point-in-time view against concurrent writes;
+        # there are none: every read and write of the store runs on the event loop's thread, and no
+        # iteration yields in between (db_snapshot.dump_to_file says the same of its dump).
+        opts.set_allow_concurrent_memtable_write(False)  # required by in-place updates; one writer
         families = {name: Options(raw_mode=True) for name in FAMILIES}
+        families["latest"].set_inplace_update_support(True)
         self.db = _open_rdict(self.path, opts, families)
         # One object per family for the life of the database: rocksdict flushes a family's memtable
         # when a column-family object is dropped, so a temporary one (say, per quota check) would
