@@ -57,6 +57,7 @@ from etcdpy.app.server.proposals import (
     Settle,
     settle_each,
     settle_future,
+    settle_one,
 )
 from etcdpy.app.server.raft_node import NodeCallbacks, RaftNode, decode_snapshot_record
 from etcdpy.app.server.watch_service import WatchService
@@ -353,7 +354,6 @@ class EtcdServer:
     def _apply_entries(self, entries: list[Entry]) -> None:
         apply = self.applier.apply
         take = self._pending.take
-        settles: list[tuple[Settle, Any]] = []
         for entry in entries:
             if entry.type == EntryType.NORMAL:
                 if not entry.data:  # a new leader's empty entry
@@ -368,11 +368,12 @@ class EtcdServer:
                 request_id, result = self._apply_conf_change(entry)
             settle = take(request_id)
             if settle is not None:
-                settles.append((settle, result))
+                # At once, as each entry applies, not after the loop: txn-mixed @64 measured ~8.5k/s
+                # against ~9.2k/s. An answer is only queued here; it leaves in a later loop iteration.
+                settle_one(settle, result, self._settle_failed)
         # Consecutive puts share one write (MVCCStore.group_batch); it lands before anything can read
-        # the store or any waiter learns its result.
+        # the store or any answer leaves.
         self.store.flush_group()
-        settle_each(settles, self._settle_failed)
         self.auth.on_applied(self.store.applied_index)
         if self.applier.compactions_scheduled and self._compactor is None:
             self._compactor = asyncio.get_running_loop().create_task(self._compact())

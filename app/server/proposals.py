@@ -56,14 +56,18 @@ def settle_future(future: asyncio.Future[Any]) -> Settle:
     return settle
 
 
+def settle_one(settle: Settle, result: Any, log_failure: Callable[[], None]) -> None:
+    """Call a waiter with its result; if it fails, log it and go on (a waiter's bug must not stop the
+    apply loop that settles it, nor the other waiters)."""
+    try:
+        settle(result)
+    except Exception:  # noqa: BLE001 - see above
+        log_failure()
+
+
 def settle_each(settles: Iterable[tuple[Settle, Any]], log_failure: Callable[[], None]) -> None:
-    """Call every waiter with its result; one that fails is logged and does not stop the others (or the
-    apply loop that settles them)."""
     for settle, result in settles:
-        try:
-            settle(result)
-        except Exception:  # noqa: BLE001 - a waiter's bug must not take the member down
-            log_failure()
+        settle_one(settle, result, log_failure)
 
 
-__all__ = ["PendingProposals", "SWEEP_SECONDS", "Settle", "settle_each", "settle_future"]
+__all__ = ["PendingProposals", "SWEEP_SECONDS", "Settle", "settle_each", "settle_future", "settle_one"]
