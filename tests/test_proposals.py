@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from etcdpy.app.server.proposals import PendingProposals, settle_each, settle_future
+from etcdpy.app.server.proposals import PendingProposals, settle_all, settle_future, settle_one
 
 
 class Clock:
@@ -66,9 +66,11 @@ def test_a_failing_waiter_does_not_stop_the_others() -> None:
 
     def broken(_: Any) -> None:
         raise RuntimeError("bug")
-    settle_each([(got.append, 1), (broken, 2), (got.append, 3)], lambda: failures.append("logged"))
-    assert got == [1, 3]
+    settle_all([got.append, broken, got.append], "same", lambda: failures.append("logged"))
+    assert got == ["same", "same"]
     assert failures == ["logged"]
+    settle_one(broken, 1, lambda: failures.append("logged again"))
+    assert failures == ["logged", "logged again"]
 
 
 def test_settle_future_leaves_a_cancelled_future_alone() -> None:

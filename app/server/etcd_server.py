@@ -55,7 +55,7 @@ from etcdpy.app.server.proposals import (
     SWEEP_SECONDS,
     PendingProposals,
     Settle,
-    settle_each,
+    settle_all,
     settle_future,
     settle_one,
 )
@@ -261,7 +261,7 @@ class EtcdServer:
         await self.node.stop()
         # Nothing proposed will be applied by this server any more (etcd: ErrStopped).
         stopped = server_error(errors.STOPPED)
-        settle_each([(settle, stopped) for settle in self._pending.take_all()], self._settle_failed)
+        settle_all(self._pending.take_all(), stopped, self._settle_failed)
         if self.transport is not None:
             await self.transport.close()
 
@@ -348,8 +348,8 @@ class EtcdServer:
     def _on_dropped(self, batch: list[bytes]) -> None:
         PROPOSALS_FAILED.inc(len(batch))
         take = self._pending.take
-        settle_each([(settle, server_error(PROPOSAL_DROPPED)) for data in batch
-                     if (settle := take(commands.request_id(data))) is not None], self._settle_failed)
+        dropped = [settle for data in batch if (settle := take(commands.request_id(data))) is not None]
+        settle_all(dropped, server_error(PROPOSAL_DROPPED), self._settle_failed)
 
     def _apply_entries(self, entries: list[Entry]) -> None:
         apply = self.applier.apply
@@ -649,8 +649,7 @@ class EtcdServer:
     async def _expire_proposals(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            settle_each([(settle, _TIMED_OUT) for settle in self._pending.take_expired()],
-                        self._settle_failed)
+            settle_all(self._pending.take_expired(), _TIMED_OUT, self._settle_failed)
 
     @staticmethod
     def _settle_failed() -> None:

@@ -65,9 +65,10 @@ def settle_one(settle: Settle, result: Any, log_failure: Callable[[], None]) -> 
         log_failure()
 
 
-def settle_each(settles: Iterable[tuple[Settle, Any]], log_failure: Callable[[], None]) -> None:
-    for settle, result in settles:
+def settle_all(settles: Iterable[Settle], result: Any, log_failure: Callable[[], None]) -> None:
+    """Give every waiter the same result (a timeout, a stop, a dropped batch)."""
+    for settle in settles:
         settle_one(settle, result, log_failure)
 
 
-__all__ = ["PendingProposals", "SWEEP_SECONDS", "Settle", "settle_each", "settle_future", "settle_one"]
+__all__ = ["PendingProposals", "SWEEP_SECONDS", "Settle", "settle_all", "settle_future", "settle_one"]
