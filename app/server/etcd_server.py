@@ -84,12 +84,7 @@ log = logging.getLogger("etcdpy.server")
 VERSION = "3.4.23"  # the etcd API version this server speaks (etcd3gw picks its API prefix from it)
 CLUSTER_VERSION = "3.4.0"
 REQUEST_TIMEOUT = 7.0  # etcd: 5 s plus 2 × election timeout, at the defaults
-_TIMED_OUT = object()  # a proposal's result when REQUEST_TIMEOUT passed first
-
-
-def _time_out(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_result(_TIMED_OUT)
+_TIMED_OUT = object()  # a proposal's (or read index's) result when REQUEST_TIMEOUT passed first
 MAX_APPLY_GAP = 5000  # etcd's maxGapBetweenApplyAndCommitIndex
 PROPOSAL_DROPPED = ("raft proposal dropped", errors.UNKNOWN)
 WARN_APPLY_S = 0.1  # etcd's warningApplyDuration: an apply slower than this is logged and counted
@@ -710,7 +705,7 @@ class EtcdServer:
         if not self.node.leader:
             raise server_error(errors.NO_LEADER)
         future = self.node.read_index()
-        timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, _time_out, future)
+        timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, settle_future(future), _TIMED_OUT)
         try:
             result = await future
         finally:
