@@ -2,7 +2,7 @@
 
 A waiter is a plain callable rather than a future with a timer of its own. The writes a front worker
 decodes are answered from a callback (`EtcdServer.propose_then`), and a future, its done-callback
-and a timer handle per write cost about 6 % of a put's member CPU (put @64 ~12.0k -> ~12.8k/s
+and a timer handle per write cost about 6 % of a put's member CPU (put @64 ~12.3k -> ~12.8k/s
 here). Deadlines are checked by a sweep a few times a second instead: a proposal times out between
 its timeout and its timeout plus the sweep's period after it was made.
 """
