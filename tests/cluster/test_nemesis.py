@@ -228,6 +228,7 @@ class Nemesis:
         self.log: list[str] = []
         self.started = time.monotonic()
         self.replace_pending = replace
+        self.learner: str | None = None  # added by a replacement that stopped before promoting it
         self.removed: list[str] = []
         self.next_member = len(cluster.members) + 1
 
@@ -308,15 +309,25 @@ class Nemesis:
         via = self._leader_or_any()
         try:
             self.note(f"member add {name} (learner) via {via}")
-            member = c.add_member(name, via=via, learner=True)
+            c.add_member(name, via=via, learner=True)
         except RpcError as exc:
             self.note(f"member add refused: {exc.message}")
             c.forget(name)
             return
         self.next_member += 1
         self.replace_pending = False
+        self.learner = name
+        self.finish_replacement(avoid)
+
+    def finish_replacement(self, avoid: str) -> None:
+        """Promote the learner a replacement added, then remove an old member. Under a fault this may
+        stop half way (the learner stays one); it is finished once the cluster is repaired, so that the
+        final linearizable reads, which a learner refuses as etcd's do, find only voting members."""
+        c, name = self.cluster, self.learner
+        assert name is not None
         try:
-            c.promote_when_in_sync(member.id, timeout=30)
+            c.promote_when_in_sync(c.members[name].id, timeout=30)
+            self.learner = None
             self.note(f"promoted {name}")
             victims = [n for n in c.members if n not in (name, avoid, self._leader_or_any())]
             victim = self.rng.choice(victims)
@@ -371,6 +382,8 @@ def test_nemesis(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
         settled = history.counts["put ok"] + history.counts["get ok"] + history.counts["cas ok"]
         if nemesis.replace_pending:
             nemesis.replace_member(avoid="")  # no fault came with a chance for it: replace now
+        elif nemesis.learner is not None:
+            nemesis.finish_replacement(avoid="")  # it stopped half way under a fault: finish it now
         nemesis.repair_all()
         # The clients go on for a while against the repaired cluster: it must serve them.
         deadline = time.monotonic() + 20
