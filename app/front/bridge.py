@@ -1,8 +1,10 @@
 """The member's end of a front worker's channel: each request frame is answered as the same HTTP
 request would be, and the answer goes back as one frame. A unary RPC goes straight to the gateway's
 unary core (`Gateway.answer_unary`: no ASGI exchange, a success returned as its payload for the
-worker to encode); anything else, or everything when a CORS filter wraps the gateway, runs through the
-member's client ASGI application with its answer collected."""
+worker to encode); a whole keep-alive body the gateway can answer at once (one renewal, this member
+leading) is answered without a task (`Gateway.answer_stream_at_once`); anything else, or everything
+when a CORS filter wraps the gateway, runs through the member's client ASGI application with its
+answer collected."""
 
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from typing import Any
 from starlette.types import ASGIApp, Message
 
 from etcdpy.app.front import frames
-from etcdpy.app.gateway.dispatch import Gateway
+from etcdpy.app.gateway.dispatch import _JSON_OK, Gateway
 
 log = logging.getLogger(__name__)
 
 _FAILED = b"Internal Server Error"
+# A stream's answer goes out as uvicorn sends one (the app gives no length): chunked, in one chunk.
+_CHUNKED = (b"transfer-encoding", b"chunked")
+_STREAMED_OK = [*_JSON_OK, _CHUNKED]
 
 
 class MemberChannel(asyncio.Protocol):
@@ -57,6 +62,9 @@ class MemberChannel(asyncio.Protocol):
                     if not gateway.propose_decoded(path, headers, client, body, decoded,
                                                    functools.partial(self._reply, rid)):
                         self.running[rid] = (self._loop.create_task(self._answer(frame, gateway)), None)
+                elif (gateway is not None and frame[3] in gateway.routes.bounded_streams
+                      and self._answer_at_once(frame, gateway)):
+                    pass
                 else:
                     gone = asyncio.Event()
                     self.running[frame[1]] = (self._loop.create_task(self._serve(frame, gone)), gone)
@@ -139,8 +147,17 @@ class MemberChannel(asyncio.Protocol):
         if not any(name.lower() == b"content-length" for name, _ in out_headers):
             # A streamed answer (a keep-alive stream that ended with its body): uvicorn would have sent
             # it chunked, and so does the worker, as one chunk.
-            out_headers.append([b"transfer-encoding", b"chunked"])
+            out_headers.append(list(_CHUNKED))
         self._send([frames.RESPONSE, rid, status, out_headers, body])
+
+    def _answer_at_once(self, frame: list[Any], gateway: Gateway) -> bool:
+        """A bounded stream's whole body answered without a task, when it can be (False otherwise)."""
+        _, rid, _, path, _, headers, client, body, _ = frame
+        answer = gateway.answer_stream_at_once(path, headers, client, body)
+        if answer is None:
+            return False
+        self._send([frames.RESPONSE, rid, 200, _STREAMED_OK, answer])
+        return True
 
     async def _answer(self, frame: list[Any], gateway: Gateway) -> None:
         _, rid, _, path, _, headers, client, body, decoded = frame

@@ -54,6 +54,9 @@ Handler = Callable[[EtcdServer, bytes], Awaitable[dict[str, Any]]]
 # A unary RPC given the body already decoded (`codec.decode_request(body, message)`) by a front worker.
 DecodedHandler = Callable[[EtcdServer, dict[str, Any]], Awaitable[dict[str, Any]]]
 StreamHandler = Callable[[EtcdServer, Scope, Receive, Send], Awaitable[None]]
+# A bounded stream's whole answer to a whole body, when it can be given at once; None when the stream
+# handler must answer (it may wait, or the answer is an error): `Gateway.answer_stream_at_once`.
+AtOnce = Callable[[EtcdServer, bytes], bytes | None]
 # What a front worker's decoded reply is given: status, headers, and the body or a success's payload.
 Reply = Callable[[int, list[tuple[bytes, bytes]], bytes | dict[str, Any]], None]
 
@@ -77,7 +80,7 @@ class Routes:
     # unary RPCs that also take a decoded body: path -> (request message name, handler)
     decoded: dict[str, tuple[str, DecodedHandler]] = field(default_factory=dict)
     # streams whose answer ends when the request body does: a whole body is answered like a unary call
-    bounded_streams: frozenset[str] = frozenset()
+    bounded_streams: dict[str, AtOnce] = field(default_factory=dict)
     # unary writes that may skip the coroutine path when a front worker decoded them: path -> proposal
     proposals: dict[str, Proposal] = field(default_factory=dict)
 
@@ -347,6 +350,24 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - as in `applied`
             answer(*_failure_of(exc, path))
         return True
+
+    def answer_stream_at_once(self, path: str, headers: list[tuple[bytes, bytes]], client: Any,
+                              body: bytes) -> bytes | None:
+        """What `__call__` streams (200, `_JSON_OK`) for `POST path`, a bounded stream, with the whole
+        body `body`, when the stream can answer it without waiting; None, having done nothing, when
+        it needs the stream handler (see `AtOnce`; also for a learner or a token to check)."""
+        if self.server.is_learner():
+            return None
+        for name, _ in headers:
+            if name == b"authorization":
+                return None
+        start = time.perf_counter()
+        answer = self.routes.bounded_streams[path](self.server, body)
+        if answer is not None:
+            stats = self.stats.method(path)
+            stats.started += 1
+            self._finished(stats, start, {"client": client, "method": "POST", "path": path}, 200, 0)
+        return answer
 
     @staticmethod
     async def _fail(send: Send, err: EtcdError) -> tuple[int, int]:

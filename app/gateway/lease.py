@@ -13,9 +13,9 @@ from starlette.types import Receive, Scope, Send
 from etcdpy.app.errors import UNKNOWN, EtcdError, to_etcd_error
 from etcdpy.app.gateway import codec
 from etcdpy.app.gateway.codec import DecodeError
-from etcdpy.app.gateway.dispatch import Handler, StreamHandler
+from etcdpy.app.gateway.dispatch import AtOnce, Handler, StreamHandler
 from etcdpy.app.gateway.json_body import JsonSyntaxError
-from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader
+from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader, scan_value
 from etcdpy.app.peer.forward import forward
 from etcdpy.app.server.auth import request_token
 from etcdpy.app.server.etcd_server import EtcdServer
@@ -23,6 +23,7 @@ from etcdpy.storage.errors import LeaseNotFoundError, StorageError
 from etcdpy.storage.lessor import Lease, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest
 
 _ID_MASK = (1 << 63) - 1
+_WS = b" \t\r\n"  # what the stream reader skips between request objects
 
 
 def _new_lease_id(server: EtcdServer) -> int:
@@ -104,29 +105,51 @@ async def lease_leases(server: EtcdServer, body: bytes) -> dict[str, Any]:
     return out
 
 
-async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
-    """One keepalive answer; an unknown or expired lease answers TTL 0 (omitted), not an error. A
-    follower has the leader renew it (the leader's clock decides expiry)."""
-    ttl = 0
-    clear_checkpoint = False
-    leader = server.leader_peer_url()
-    if leader is not None:
-        forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}),
-                                  ssl=server.peer_ssl)
-        ttl = int(forwarded.get("result", {}).get("TTL", 0))
-    else:
-        try:
-            ttl, clear_checkpoint = server.leases.lessor.renew(lease_id, server.leases.now())
-        except LeaseNotFoundError:
-            pass
-    if clear_checkpoint:
-        server.leases.spawn_proposal(LeaseCheckpointRequest([(lease_id, 0)]))
+def _answer(server: EtcdServer, lease_id: int, ttl: int) -> dict[str, Any]:
     out: dict[str, Any] = {"header": server.header()}
     if lease_id:
         out["ID"] = str(lease_id)
     if ttl:
         out["TTL"] = str(ttl)
     return out
+
+
+def _renew_here(server: EtcdServer, lease_id: int) -> dict[str, Any]:
+    """A keepalive answered by this member as the leader."""
+    ttl = 0
+    clear_checkpoint = False
+    try:
+        ttl, clear_checkpoint = server.leases.lessor.renew(lease_id, server.leases.now())
+    except LeaseNotFoundError:
+        pass
+    if clear_checkpoint:
+        server.leases.spawn_proposal(LeaseCheckpointRequest([(lease_id, 0)]))
+    return _answer(server, lease_id, ttl)
+
+
+async def keepalive_once(server: EtcdServer, lease_id: int) -> dict[str, Any]:
+    """One keepalive answer; an unknown or expired lease answers TTL 0 (omitted), not an error. A
+    follower has the leader renew it (the leader's clock decides expiry)."""
+    leader = server.leader_peer_url()
+    if leader is None:
+        return _renew_here(server, lease_id)
+    forwarded = await forward(leader, "/v3/lease/keepalive", codec.dumps({"ID": lease_id}),
+                              ssl=server.peer_ssl)
+    return _answer(server, lease_id, int(forwarded.get("result", {}).get("TTL", 0)))
+
+
+def keepalive_at_once(server: EtcdServer, body: bytes) -> bytes | None:
+    """The stream's whole answer to a body holding one well-formed request, when this member leads:
+    nothing to wait for, so no task. None, having done nothing, for any other body (several requests,
+    an error to answer) or when the leader is elsewhere or unknown: the stream handler answers those."""
+    raw = body.strip(_WS)
+    try:
+        if not raw or scan_value(raw) != len(raw) or server.leader_peer_url() is not None:
+            return None
+        d = codec.decode_request(raw, "LeaseKeepAliveRequest")
+    except (JsonSyntaxError, DecodeError, EtcdError):
+        return None
+    return codec.dumps({"result": _renew_here(server, d.get("ID", 0))}) + b"\n"
 
 
 async def lease_keepalive_stream(server: EtcdServer, scope: Scope, receive: Receive, send: Send) -> None:
@@ -170,4 +193,4 @@ RPCS: dict[str, Handler] = {
 STREAMS: dict[str, StreamHandler] = {"/v3/lease/keepalive": lease_keepalive_stream}
 # The keep-alive stream ends with its request body (gateway-api.md §6.3): one renewal per body is how
 # clients use it, and front workers may answer such a body whole, as one exchange.
-BOUNDED_STREAMS = frozenset(STREAMS)
+BOUNDED_STREAMS: dict[str, AtOnce] = {"/v3/lease/keepalive": keepalive_at_once}

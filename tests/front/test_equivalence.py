@@ -75,6 +75,8 @@ def scenario(rec: Recorder) -> None:
             ("lease list", post("/v3/lease/leases", {})),
             # The keep-alive stream ends with its body: a whole body is answered as one exchange.
             ("lease keepalive", post("/v3/lease/keepalive", {"ID": 4660})),
+            ("lease keepalive padded", request("POST", "/v3/lease/keepalive", b' \r\n{"ID":4660}\n')),
+            ("lease keepalive unknown", post("/v3/lease/keepalive", {"ID": 99})),
             ("lease keepalive x2", request("POST", "/v3/lease/keepalive", b'{"ID":4660} {"ID":4660}')),
             ("lease keepalive bad", request("POST", "/v3/lease/keepalive", b'{"ID":"x"}')),
             ("bad base64", post("/v3/kv/put", {"key": "!!", "value": b64("x")})),
