@@ -16,6 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message
 
 from etcdpy.app.front import frames
+from etcdpy.app.front.spin import Spinner
 from etcdpy.app.gateway.dispatch import _JSON_OK, Gateway
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class MemberChannel(asyncio.Protocol):
         self._out: list[bytes] = []
         self._loop = asyncio.get_running_loop()
         self.closed = self._loop.create_future()
+        self.unanswered = 0  # requests received and not yet answered
+        self.spinner = Spinner()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -54,6 +57,7 @@ class MemberChannel(asyncio.Protocol):
         direct = gateway.routes.rpcs if gateway is not None else {}
         for frame in received:
             if frame[0] == frames.REQUEST:
+                self.unanswered += 1
                 if frame[3] in direct:
                     # A unary RPC the gateway answers without ASGI runs to its end whatever the client
                     # does (the calls that wait for long are streams), so it needs no `gone` event.
@@ -84,11 +88,15 @@ class MemberChannel(asyncio.Protocol):
         if not self._out:
             self._loop.call_soon(self._flush)
         self._out.append(frames.encode(frame))
+        self.unanswered -= 1
 
     def _flush(self) -> None:
         if self.transport is not None and not self.transport.is_closing() and self._out:
             self.transport.write(b"".join(self._out))
         self._out.clear()
+        if self.unanswered == 0:
+            # Nothing in flight: a lone client's next request is due within moments (spin.py).
+            self.spinner.kick()
 
     async def _serve(self, frame: list[Any], gone: asyncio.Event) -> None:
         _, rid, method, path, query, headers, client, body, _ = frame
@@ -137,6 +145,7 @@ class MemberChannel(asyncio.Protocol):
         finally:
             self.running.pop(rid, None)
         if gone.is_set():
+            self.unanswered -= 1  # a cancelled request is not answered
             return
         if not status:
             # What uvicorn answers for an app that failed or never answered.

@@ -32,6 +32,7 @@ from typing import Any
 
 from etcdpy.app import interpreter
 from etcdpy.app.front import frames
+from etcdpy.app.front.spin import Spinner
 from etcdpy.app.gateway import codec
 
 # Requests bigger than this are spliced: the member's server then applies etcd's size limits and
@@ -91,6 +92,7 @@ class Channel(asyncio.Protocol):
         if self.transport is not None and self._out:
             self.transport.write(b"".join(self._out))
         self._out.clear()
+        self.worker.wrote()
 
     def data_received(self, data: bytes) -> None:
         for frame in self.reader.feed(data):
@@ -262,6 +264,7 @@ class ClientConnection(asyncio.Protocol):
         head.append(b"\r\n")
         head.append(body)
         transport.write(b"".join(head))
+        self.worker.wrote()
         if self.close_after:
             transport.close()
         else:
@@ -338,6 +341,13 @@ class Worker:
         self.next_id = 0
         self.date = _Date()
         self.channel = Channel(self)
+        self.spinner = Spinner()
+
+    def wrote(self) -> None:
+        """A request went to the member or an answer to a client: with one client in flight, its next
+        message (the answer, the next request) is due within moments (spin.py)."""
+        if len(self.pending) <= 1:
+            self.spinner.kick()
 
     def decode(self, path: str, body: bytes) -> dict[str, Any] | None:
         """The body decoded as the member's gateway would, or None to let the member decode it (any

@@ -188,3 +188,39 @@ def test_a_corrupt_channel_is_closed() -> None:
         await asyncio.wait_for(channel.closed, 10)
 
     run(app, test)
+
+
+def test_it_spins_once_nothing_is_in_flight() -> None:
+    """After answering, the member polls for a lone client's next request (app/front/spin.py), but not
+    while another request is still unanswered, nor for one whose client went away."""
+    release = asyncio.Event()
+    disconnected = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        body = (await receive())["body"]
+        if body == b"wait":
+            assert await receive() == {"type": "http.disconnect"}
+            disconnected.set()
+            return
+        if body == b"slow":
+            await release.wait()
+        await respond(send, 200, body)
+
+    async def test(channel: MemberChannel, worker: WorkerEnd) -> None:
+        channel.spinner.window = 10.0  # whatever this machine's CPUs
+        worker.send(request(1, b"slow"), request(2, b"fast"))
+        assert (await worker.next())[1] == 2
+        assert channel.unanswered == 1 and not channel.spinner.spinning
+        release.set()
+        assert (await worker.next())[1] == 1
+        assert channel.unanswered == 0 and channel.spinner.spinning
+        channel.spinner._until = 1.0  # end it
+        worker.send(request(3, b"wait"), [frames.CANCEL, 3])
+        await asyncio.wait_for(disconnected.wait(), 10)
+        assert channel.unanswered == 0 and not channel.spinner.spinning
+        worker.send(request(4, b"next"))
+        assert (await worker.next())[1] == 4
+        assert channel.unanswered == 0 and channel.spinner.spinning
+        channel.spinner._until = 1.0
+
+    run(app, test)
