@@ -22,6 +22,9 @@ from etcdpy.app.gateway.dispatch import _JSON_OK, Gateway
 log = logging.getLogger(__name__)
 
 _FAILED = b"Internal Server Error"
+# Answers written to the worker as soon as this many wait, without waiting for the loop's turn (see
+# _send). put @64, A/B pairs on a hand-started member: +8 to +19 % (5 of 5) at 8.
+FLUSH_AT = 8
 # A stream's answer goes out as uvicorn sends one (the app gives no length): chunked, in one chunk.
 _CHUNKED = (b"transfer-encoding", b"chunked")
 _STREAMED_OK = [*_JSON_OK, _CHUNKED]
@@ -40,6 +43,7 @@ class MemberChannel(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self.closed = self._loop.create_future()
         self.unanswered = 0  # requests received and not yet answered
+        self._flush_due = False
         self.spinner = Spinner()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -84,13 +88,23 @@ class MemberChannel(asyncio.Protocol):
             self.closed.set_result(None)
 
     def _send(self, frame: list[Any]) -> None:
-        # Answers finished in one loop iteration go out in one write.
-        if not self._out:
+        # Answers finished in one loop iteration go out together: one write for many requests. But a
+        # write group's answers are made one entry at a time, inside one long apply (~30 µs a put, so
+        # ~1.5 ms for 50): holding them all to its end kept each answer ~0.9 ms (p50) from the worker,
+        # which could have been writing them to clients on its own core meanwhile.
+        if not self._flush_due:
+            self._flush_due = True
             self._loop.call_soon(self._flush)
         self._out.append(frames.encode(frame))
         self.unanswered -= 1
+        if len(self._out) >= FLUSH_AT:
+            self._write_out()
 
     def _flush(self) -> None:
+        self._flush_due = False
+        self._write_out()
+
+    def _write_out(self) -> None:
         if self.transport is not None and not self.transport.is_closing() and self._out:
             self.transport.write(b"".join(self._out))
         self._out.clear()

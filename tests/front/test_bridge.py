@@ -12,7 +12,7 @@ from typing import Any
 from starlette.types import Message, Receive, Scope, Send
 
 from etcdpy.app.front import frames
-from etcdpy.app.front.bridge import MemberChannel
+from etcdpy.app.front.bridge import FLUSH_AT, MemberChannel
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 SERVER = ("127.0.0.1", 2379)
@@ -224,3 +224,38 @@ def test_it_spins_once_nothing_is_in_flight() -> None:
         channel.spinner._until = 1.0
 
     run(app, test)
+
+
+def test_answers_go_out_in_groups_without_waiting_for_the_loop() -> None:
+    """Answers made inside one long callback (a write group's apply) are written FLUSH_AT at a time as
+    they come, the rest when the loop next turns; each frame exactly once, in order."""
+
+    class Transport:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def main() -> None:
+        channel = MemberChannel(None, SERVER, None)  # type: ignore[arg-type]
+        transport = Transport()
+        channel.connection_made(transport)  # type: ignore[arg-type]
+        count = 2 * FLUSH_AT + 3
+        channel.unanswered = count
+        for rid in range(count):  # one callback: the loop does not turn in between
+            channel._reply(rid, 200, [], b"x")
+        assert len(transport.writes) == 2
+        await asyncio.sleep(0)
+        assert len(transport.writes) == 3
+        reader = frames.FrameReader()
+        got = [f for data in transport.writes for f in reader.feed(data)]
+        assert [f[1] for f in got] == list(range(count))
+        assert channel.unanswered == 0
+        await asyncio.sleep(0)
+        assert len(transport.writes) == 3  # nothing written twice
+
+    asyncio.run(main())
