@@ -205,6 +205,12 @@ class WAL:
         """Make every append so far durable. Blocking: run it in a worker thread."""
         self.files.fdatasync(self._fd)
 
+    @property
+    def sync_fd(self) -> int:
+        """The descriptor `sync` syncs, for a caller that syncs it another way (kernel AIO): its
+        `fdatasync` makes every append so far durable (a segment is synced before the next begins)."""
+        return self._fd
+
     # -------------------------------------------------------------- segments
 
     def _start_segment(self, seq: int, first_index: int) -> None:

@@ -60,6 +60,7 @@ from etcdpy.app.server.proposals import (
     settle_one,
 )
 from etcdpy.app.server.raft_node import NodeCallbacks, RaftNode, decode_snapshot_record
+from etcdpy.app.server.wal_aio import WalAioSync
 from etcdpy.app.server.watch_service import WatchService
 from etcdpy.raft import ConfChange, ConfChangeType, Entry, EntryType, Peer, Snapshot, conf_change_from_entry
 from etcdpy.storage import db_snapshot
@@ -119,6 +120,8 @@ class EtcdServer:
         self.wal = WAL(os.path.join(self.member_dir, "wal"), wal_segment_bytes, files=self.wal_files,
                        preallocate=WAL_PREALLOCATE)
         state = self.wal.open()
+        # The real disk's WAL syncs go through kernel AIO where it can (server/wal_aio.py).
+        self._wal_aio = WalAioSync(self.wal, self.wal_files.observe_sync) if wal_files is OS_FILES else None
         self.store = MVCCStore(os.path.join(self.member_dir, "db"))
         self.store.on_commit = self.metrics.backend_commit.observe
         self._install_pending_snapshot(state.snapshot_index)
@@ -201,6 +204,7 @@ class EtcdServer:
             fatal=env.fatal,
             catch_up_entries=max(1, config.experimental_snapshot_catchup_entries),
             waiting=self._pending.__len__,
+            sync_wal=self._wal_aio.start if self._wal_aio is not None else None,
         )
         self.transport: PeerLink | None = None
 
@@ -259,6 +263,8 @@ class EtcdServer:
         settle_all(self._pending.take_all(), stopped, self._settle_failed)
         if self.transport is not None:
             await self.transport.close()
+        if self._wal_aio is not None:
+            self._wal_aio.close()
 
     def close(self) -> None:
         self.watch_service.stop()

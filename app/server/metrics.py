@@ -115,7 +115,10 @@ class TimedWalFiles:
     def fdatasync(self, fd: int) -> None:
         start = time.perf_counter()
         self._inner.fdatasync(fd)
-        took = time.perf_counter() - start
+        self.observe_sync(time.perf_counter() - start)
+
+    def observe_sync(self, took: float) -> None:
+        """A sync of the WAL took `took` seconds (here, or through kernel AIO: server/wal_aio.py)."""
         WAL_FSYNC.observe(took)
         if took > self.slow_sync_s:
             self._on_slow_sync(took)

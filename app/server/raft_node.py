@@ -25,6 +25,7 @@ from etcdpy.app.server.node_core import (
     CATCH_UP_ENTRIES,
     NodeCallbacks,
     NodeCore,
+    ReadyBatch,
     decode_snapshot_record,
     encode_snapshot_record,
 )
@@ -61,6 +62,7 @@ class RaftNode(NodeCore):
         fatal: Fatal = exit_process,
         catch_up_entries: int = CATCH_UP_ENTRIES,
         waiting: Callable[[], int] | None = None,
+        sync_wal: Callable[[], asyncio.Future[None] | None] | None = None,
     ) -> None:
         super().__init__(node_id, wal, wal_state, callbacks, election_ticks=election_ticks,
                          snapshot_count=snapshot_count, bootstrap=bootstrap, rng=rng,
@@ -77,6 +79,12 @@ class RaftNode(NodeCore):
         # How many client requests wait on the log; with the default I/O, a lone member syncs on the
         # loop's thread while at most one does (_sync_here).
         self._waiting = waiting if run_io is None else None
+        # Starts the WAL's sync without the sync thread (kernel AIO, app/server/wal_aio.py), or None.
+        self._sync_wal = sync_wal if run_io is None else None
+
+    def _start_sync(self, batch: ReadyBatch) -> Awaitable[None]:
+        started = self._sync_wal() if self._sync_wal is not None else None
+        return started if started is not None else self._run_io(batch.durable_io)
 
     def _in_sync_thread(self, io: Callable[[], None]) -> asyncio.Future[None]:
         # A future, not a coroutine: the sync is handed to the thread now, before the caller applies.
@@ -154,8 +162,8 @@ class RaftNode(NodeCore):
                         self.apply_pending()
                         batch.durable_io()
                     elif batch.needs_sync:
-                        # The sync releases the GIL: the previous Ready's entries are applied meanwhile.
-                        await self._overlapped(self._run_io(batch.durable_io))
+                        # The previous Ready's entries are applied while the disk syncs.
+                        await self._overlapped(self._start_sync(batch))
                     else:
                         self.apply_pending()
                     self.finish_ready(batch, defer_apply=True)
