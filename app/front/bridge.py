@@ -62,6 +62,7 @@ class MemberChannel(asyncio.Protocol):
         for frame in received:
             if frame[0] == frames.REQUEST:
                 self.unanswered += 1
+                self.spinner.stop()
                 if frame[3] in direct:
                     # A unary RPC the gateway answers without ASGI runs to its end whatever the client
                     # does (the calls that wait for long are streams), so it needs no `gone` event.

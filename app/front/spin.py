@@ -5,7 +5,8 @@ a worker waiting for the member's answer or the client's next request) sleeps in
 virtual machine the wake-up that follows is an interrupt between CPUs, then a cold cache: measured
 here, a lone client's put took ~750 µs end to end with ~400 µs of it in such wake-ups and their
 after-effects (Go's scheduler spins before it parks for the same reason). While it spins, the loop
-keeps polling with a zero timeout, so the next message is taken as soon as it lands.
+keeps polling with a zero timeout, so the next message is taken as soon as it lands; its arrival ends
+the spin.
 
 Spinning is only for a process with one client in flight: under load the loop is never idle, and a
 spinning process would take a core the others need (put @64 lost 6-13 % when every process spun).
@@ -39,6 +40,12 @@ class Spinner:
             self._loop = asyncio.get_running_loop()
             self._loop.call_soon(self._spin)
         self._until = time.perf_counter() + self.window
+
+    def stop(self) -> None:
+        """What was due has come: end the spin at its next poll (a later write kicks it again). Spinning
+        on would only hold the CPU from others, such as the kernel worker that runs a queued sync."""
+        if self._until:
+            self._until = 1.0  # long past: the chain's next call ends it
 
     def _spin(self) -> None:
         if time.perf_counter() < self._until:

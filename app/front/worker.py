@@ -95,6 +95,7 @@ class Channel(asyncio.Protocol):
         self.worker.wrote()
 
     def data_received(self, data: bytes) -> None:
+        self.worker.spinner.stop()
         for frame in self.reader.feed(data):
             if frame[0] == frames.RESPONSE:
                 conn = self.worker.pending.pop(frame[1], None)
@@ -129,6 +130,7 @@ class ClientConnection(asyncio.Protocol):
         self.client = [peer[0], peer[1]] if isinstance(peer, tuple) else None
 
     def data_received(self, data: bytes) -> None:
+        self.worker.spinner.stop()
         if self.splicing:
             if self.splice is not None and self.splice.transport is not None:
                 self.splice.transport.write(data)

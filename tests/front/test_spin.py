@@ -1,5 +1,6 @@
-"""The spinner (app/front/spin.py) keeps a loop polling for its window after a kick, one chain however
-often it is kicked, and never on a single CPU; a worker kicks it only with one client in flight."""
+"""The spinner (app/front/spin.py) keeps a loop polling for its window after a kick or until stopped,
+one chain however often it is kicked, and never on a single CPU; a worker kicks it only with one
+client in flight."""
 
 from __future__ import annotations
 
@@ -52,6 +53,31 @@ def test_kicks_while_spinning_extend_one_chain() -> None:
             await asyncio.sleep(0)
         assert spinner.polls - before == 5  # one poll per loop iteration: one chain
         spinner._until = 1.0  # end it (the deadline passed)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+
+
+def test_stop_ends_the_spin_and_a_kick_starts_one_chain_again() -> None:
+    async def main() -> None:
+        spinner = CountingSpinner(10.0)
+        spinner.kick()
+        await asyncio.sleep(0)
+        spinner.stop()
+        spinner.stop()
+        await asyncio.sleep(0)
+        assert not spinner.spinning
+        polls = spinner.polls
+        await asyncio.sleep(0)
+        assert spinner.polls == polls
+        spinner.stop()  # not spinning: nothing to stop
+        assert not spinner.spinning
+        spinner.kick()
+        before = spinner.polls
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert spinner.polls - before == 3
+        spinner.stop()
         await asyncio.sleep(0)
 
     asyncio.run(main())
