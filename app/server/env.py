@@ -60,7 +60,7 @@ class ServerEnv:
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     rng: random.Random | None = None  # None: seeded from the OS
-    run_io: RunIO | None = None  # None: a dedicated sync thread
+    run_io: RunIO | None = None  # None: Linux AIO for the WAL's syncs where it can, else a sync thread
     fatal: Fatal = exit_process
     on_removed: Callable[[], None] = terminate_process
     transport: PeerLinkFactory = PeerTransport

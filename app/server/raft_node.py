@@ -3,8 +3,9 @@ thread and the clock ticks; the node decides everything else.
 
 Inputs (ticks, proposals, peer messages, read-index requests) are fed to the node on the event loop and
 wake the loop; the loop runs each Ready's cycle: `begin_ready` (a leader's messages out, WAL writes),
-the blocking `fdatasync` through `run_io` (by default in one dedicated thread, so the event loop keeps
-serving and proposals arriving during a sync are batched into the next Ready: group commit), then
+the WAL's `fdatasync` (queued to the kernel through Linux AIO on the real disk, `wal_aio.py`; else the
+blocking `durable_io` through `run_io`, by default in one dedicated thread), so the event loop keeps
+serving and proposals arriving during a sync are batched into the next Ready (group commit), then
 `finish_ready` (a follower's messages, reads, advance), which hands plain committed entries over to be
 applied while the next Ready's sync runs; a due log compaction runs the same way.
 The simulation (tests/sim) runs this same runner on a virtual-time loop with its own `run_io` (a
@@ -128,7 +129,7 @@ class RaftNode(NodeCore):
     async def _overlapped(self, io: Awaitable[None]) -> None:
         """Run `io` and, while it runs, apply what the last Ready committed."""
         # No yield before the apply: a request arriving now must find this member's state applied
-        # (the default run_io has already handed the sync to its thread).
+        # (the sync has already been handed to the kernel or to the sync thread).
         task = asyncio.ensure_future(io)
         try:
             self.apply_pending()
