@@ -170,6 +170,11 @@ def clean_path(path: str) -> str:
     return cleaned
 
 
+def _posted(client: Any, path: str) -> dict[str, Any]:
+    """What `Gateway._finished` needs of the scope of a `POST path` a front worker forwarded."""
+    return {"client": client, "method": "POST", "path": path}
+
+
 REST_KV_PREFIX = "/kv/"  # rest_kv.REST_PREFIX (not imported: rest_kv sits above the dispatcher)
 DEADLINE = EtcdError("context deadline exceeded", DEADLINE_EXCEEDED)
 access_log = logging.getLogger("etcdpy.access")
@@ -304,7 +309,7 @@ class Gateway:
             start = time.perf_counter()
             status, code, out_headers, answer = await self._answer(self.routes.rpcs[path], path, headers,
                                                                    body, decoded)
-            self._finished(stats, start, {"client": client, "method": "POST", "path": path}, status, code)
+            self._finished(stats, start, _posted(client, path), status, code)
             return status, out_headers, answer
         finally:
             request_token.reset(reset)
@@ -328,7 +333,7 @@ class Gateway:
 
         def answer(status: int, code: int, out_headers: list[tuple[bytes, bytes]],
                    payload: bytes | dict[str, Any]) -> None:
-            self._finished(stats, start, {"client": client, "method": "POST", "path": path}, status, code)
+            self._finished(stats, start, _posted(client, path), status, code)
             reply(status, out_headers, payload)
 
         def applied(result: Any) -> None:
@@ -366,7 +371,7 @@ class Gateway:
         if answer is not None:
             stats = self.stats.method(path)
             stats.started += 1
-            self._finished(stats, start, {"client": client, "method": "POST", "path": path}, 200, 0)
+            self._finished(stats, start, _posted(client, path), 200, 0)
         return answer
 
     @staticmethod

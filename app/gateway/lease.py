@@ -15,7 +15,7 @@ from etcdpy.app.gateway import codec
 from etcdpy.app.gateway.codec import DecodeError
 from etcdpy.app.gateway.dispatch import AtOnce, Handler, StreamHandler
 from etcdpy.app.gateway.json_body import JsonSyntaxError
-from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader, scan_value
+from etcdpy.app.gateway.stream_io import Disconnected, LineWriter, RequestReader, only_value
 from etcdpy.app.peer.forward import forward
 from etcdpy.app.server.auth import request_token
 from etcdpy.app.server.etcd_server import EtcdServer
@@ -23,7 +23,6 @@ from etcdpy.storage.errors import LeaseNotFoundError, StorageError
 from etcdpy.storage.lessor import Lease, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest
 
 _ID_MASK = (1 << 63) - 1
-_WS = b" \t\r\n"  # what the stream reader skips between request objects
 
 
 def _new_lease_id(server: EtcdServer) -> int:
@@ -142,9 +141,9 @@ def keepalive_at_once(server: EtcdServer, body: bytes) -> bytes | None:
     """The stream's whole answer to a body holding one well-formed request, when this member leads:
     nothing to wait for, so no task. None, having done nothing, for any other body (several requests,
     an error to answer) or when the leader is elsewhere or unknown: the stream handler answers those."""
-    raw = body.strip(_WS)
+    raw = only_value(body)
     try:
-        if not raw or scan_value(raw) != len(raw) or server.leader_peer_url() is not None:
+        if raw is None or server.leader_peer_url() is not None:
             return None
         d = codec.decode_request(raw, "LeaseKeepAliveRequest")
     except (JsonSyntaxError, DecodeError, EtcdError):

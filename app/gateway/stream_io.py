@@ -29,6 +29,16 @@ def scan_value(data: bytes) -> int:
     return scanner.pos
 
 
+def only_value(body: bytes) -> bytes | None:
+    """The body's JSON value when the whole body is exactly one (with the whitespace the reader skips
+    around it), else None: empty, several values, or malformed (the reader then reports those)."""
+    raw = body.strip(_WS)
+    try:
+        return raw if raw and scan_value(raw) == len(raw) else None
+    except JsonSyntaxError:
+        return None
+
+
 class Disconnected(Exception):
     """The client went away."""
 
@@ -129,4 +139,4 @@ class LineWriter:
         await respond(self.send, status, body, _JSON_ERR)
 
 
-__all__ = ["RequestReader", "LineWriter", "Disconnected", "_JSON_ERR"]
+__all__ = ["RequestReader", "LineWriter", "Disconnected", "only_value", "_JSON_ERR"]
