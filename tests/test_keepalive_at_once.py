@@ -10,6 +10,7 @@ from pathlib import Path
 from etcdpy.app.gateway.dispatch import _JSON_OK, Gateway
 from etcdpy.app.gateway.lease import grant
 from etcdpy.app.server.etcd_server import EtcdServer
+from etcdpy.storage.lessor import Lease
 from tests.test_propose_decoded import run
 
 PATH = "/v3/lease/keepalive"
@@ -66,12 +67,17 @@ def test_one_request_is_answered_as_the_stream_answers_it(tmp_path: Path) -> Non
     run(tmp_path, scenario)
 
 
+async def half_spent_lease(server: EtcdServer) -> tuple[Lease, float]:
+    """Lease 4660 (TTL 60) granted, with half its time gone: a renewal shows as a later expiry."""
+    await grant(server, 60, 4660)
+    lease = server.leases.lessor.leases[4660]
+    lease.expiry -= 30
+    return lease, lease.expiry
+
+
 def test_it_renews_the_lease(tmp_path: Path) -> None:
     async def scenario(server: EtcdServer, gateway: Gateway) -> None:
-        await grant(server, 60, 4660)
-        lease = server.leases.lessor.leases[4660]
-        lease.expiry -= 30
-        expiry = lease.expiry
+        lease, expiry = await half_spent_lease(server)
         assert at_once(gateway, b'{"ID":4660}') is not None
         assert lease.expiry > expiry + 29
 
@@ -80,10 +86,7 @@ def test_it_renews_the_lease(tmp_path: Path) -> None:
 
 def test_it_declines_what_the_stream_must_answer(tmp_path: Path) -> None:
     async def scenario(server: EtcdServer, gateway: Gateway) -> None:
-        await grant(server, 60, 4660)
-        lease = server.leases.lessor.leases[4660]
-        lease.expiry -= 30
-        expiry = lease.expiry
+        lease, expiry = await half_spent_lease(server)
         stats = gateway.stats.method(PATH)
         started = stats.started
         for body in [b'{"ID":4660} {"ID":4660}', b'{"ID":4660}x', b'{"ID":"x"}', b'{"ID":', b"", b"  ",
