@@ -140,7 +140,12 @@ class WalAioSync:
             log.info("WAL syncs fall back to a thread: %s", exc)
             self.close()
             return None
-        future.add_done_callback(lambda f: self._observe(time.perf_counter() - began))
+
+        def timed(done: asyncio.Future[None]) -> None:
+            if not done.cancelled():  # cancelled when the member stops: no sync to time
+                self._observe(time.perf_counter() - began)
+
+        future.add_done_callback(timed)
         return future
 
     def close(self) -> None:
