@@ -170,6 +170,7 @@ async def serve(config: Config) -> None:
     finally:
         if pool is not None:
             await pool.stop()
+        peer_app.close()
         for other, _ in background:
             other.should_exit = True
         for _, task in background:

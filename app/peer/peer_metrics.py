@@ -1,7 +1,7 @@
 """Member-to-member traffic metrics, with etcd's rafthttp names, labels (`To`, `From`: peer ids in hex)
 and buckets. The transport updates them; `etcdpy.app.server.metrics` exposes them with the member's other
-metrics. One POST of a message batch is the round trip timed (etcd times a prober's ping; a batch of
-heartbeats is as small)."""
+metrics. The round trip timed is from a stream frame's write to the peer's acknowledgment (which comes
+at most every 10 ms; etcd times a prober's ping), or a POST's, for a peer without streams."""
 
 from __future__ import annotations
 

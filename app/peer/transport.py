@@ -1,20 +1,21 @@
 """Raft messages between members over HTTP, on the peer URLs.
 
-Sending: one ordered sender per peer with a bounded queue; each HTTP request carries every message that
-queued up meanwhile. A peer that is down is reported unreachable to Raft and its batch dropped (Raft
-retransmits); it never blocks the other peers or the Raft loop. A snapshot message goes as its own
-streamed request: the message, then the database dump.
+Sending: one ordered sender per peer (`stream.PeerSender`: a long-lived stream of message batches,
+etcd's rafthttp stream). A peer that is down is reported unreachable to Raft and what waited for it
+dropped (Raft retransmits); it never blocks the other peers or the Raft loop. A snapshot message goes
+as its own streamed request: the message, then the database dump.
 
-Each batch names the sender's peer URL (`?from=`), as etcd's X-PeerURLs header does: a member that
-fell behind a membership change (a new member now leads) learns where to answer from the request
-itself ("remotes"), or it could never reply and catch up.
+Each stream (or batch) names the sender's peer URL (`?from=`), as etcd's X-PeerURLs header does: a
+member that fell behind a membership change (a new member now leads) learns where to answer from the
+request itself ("remotes"), or it could never reply and catch up.
 
-Receiving (the peer ASGI app): `POST /raft/messages` steps each message into the node;
+Receiving (the peer ASGI app): `POST /raft/stream` steps each batch of a stream into the node as it
+arrives, `POST /raft/messages` one batch (what a member without streams sends);
 `POST /raft/snapshot` loads the streamed database aside and then steps the snapshot message, so Raft
 decides whether to install it; `GET /raft/members` lets a joining member learn its id and the cluster's;
 the gateway paths only a leader answers (app/leader_forward.py) are served to other members.
 
-Over https peer URLs every request (messages, snapshots, members) is dialled with the peer client
+Over https peer URLs every request (streams, snapshots, members) is dialled with the peer client
 context (`ssl`, from app/tls.py), which presents this member's peer certificate.
 """
 
@@ -27,7 +28,6 @@ import logging
 import os
 import struct
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable
 from ssl import SSLContext, create_default_context
 from typing import Any
@@ -36,80 +36,15 @@ from urllib.parse import parse_qs, quote
 import msgpack
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from etcdpy.app.logs import event
 from etcdpy.app.peer import peer_metrics
 from etcdpy.app.peer.forward import FORWARDED
-from etcdpy.app.peer.http_client import HttpConn, HttpError
+from etcdpy.app.peer.stream import MESSAGES_PATH, STREAM_PATH, PeerSender, receive_stream
 from etcdpy.app.peer.wire import decode_messages, encode_messages
 from etcdpy.raft import Message, MessageType
 
 log = logging.getLogger("etcdpy.transport")
 
-QUEUE_LIMIT = 4096
-SEND_TIMEOUT = 5.0
-BATCH_LIMIT = 1024
 _LEN = struct.Struct(">I")
-
-
-class PeerSender:
-    def __init__(self, transport: PeerTransport, peer_id: int, url: str) -> None:
-        self.transport = transport
-        self.peer_id = peer_id
-        self.url = url.rstrip("/")
-        self.queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_LIMIT)
-        self.task = asyncio.get_running_loop().create_task(self._run())
-        self.healthy = True
-        label = peer_metrics.peer_label(peer_id)
-        self._sent_bytes = peer_metrics.SENT_BYTES.labels(label)  # bound once: no label lookup per batch
-        self._failures = peer_metrics.SENT_FAILURES.labels(label)
-        self._rtt = peer_metrics.ROUND_TRIP.labels(label)
-
-    def send(self, msg: Message) -> None:
-        try:
-            self.queue.put_nowait(msg)
-        except asyncio.QueueFull:
-            self.transport.unreachable(self.peer_id)
-
-    async def _run(self) -> None:
-        conn = HttpConn(self.url, self.transport.ssl)
-        while True:
-            batch = [await self.queue.get()]
-            while len(batch) < BATCH_LIMIT and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            try:
-                body = encode_messages(batch)
-                start = time.perf_counter()
-                status, _ = await asyncio.wait_for(
-                    conn.post(self.transport.messages_path, body, "application/x-msgpack"), SEND_TIMEOUT)
-                if status == 410:
-                    # The cluster removed this member: etcd's peers say so with 410 Gone.
-                    self.transport.removed()
-                    return
-                if status != 204:
-                    raise HttpError(f"peer answered {status}")
-                self._rtt.observe(time.perf_counter() - start)
-                self._sent_bytes.inc(len(body))
-                if not self.healthy:
-                    event(log, logging.INFO, "peer became active", f"peer {self.peer_id:x} became active",
-                          peer_id=f"{self.peer_id:x}")
-                self.healthy = True
-            except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                await conn.close()
-                self._failures.inc()
-                if self.healthy:
-                    # etcd's rafthttp peerStatus.deactivate, for a failed write on the message pipeline.
-                    reason = f"failed to write {self.peer_id:x} on pipeline ({exc or type(exc).__name__})"
-                    event(log, logging.WARNING, "peer became inactive (message send to peer failed)",
-                          f"{reason}; peer {self.peer_id:x} became inactive (message send to peer failed)",
-                          peer_id=f"{self.peer_id:x}", error=reason)
-                self.healthy = False
-                self.transport.unreachable(self.peer_id)
-                # Back off a little so a dead peer does not turn into a busy loop; messages queued
-                # meanwhile go out (or are dropped) with the next attempt.
-                await asyncio.sleep(0.05)
-
-    def stop(self) -> None:
-        self.task.cancel()
 
 
 class PeerTransport:
@@ -125,7 +60,7 @@ class PeerTransport:
     ) -> None:
         self.local_id = local_id
         self.ssl = ssl
-        self.messages_path = "/raft/messages" + (f"?from={quote(local_url, safe='')}" if local_url else "")
+        self.query = f"?from={quote(local_url, safe='')}" if local_url else ""
         self.members: dict[int, str] = {}
         self.remotes: dict[int, str] = {}  # peers not (yet) in our membership that wrote to us
         self.removed = removed
@@ -146,7 +81,8 @@ class PeerTransport:
         self.urls = {pid: url for pid, url in urls.items() if pid != self.local_id}
         for peer_id, url in self.urls.items():
             if peer_id not in self.senders:
-                self.senders[peer_id] = PeerSender(self, peer_id, url)
+                self.senders[peer_id] = PeerSender(peer_id, url, self.query, self.ssl, self.unreachable,
+                                                   self.removed)
 
     def add_remote(self, peer_id: int, url: str) -> None:
         """A peer we do not know as a member wrote to us: let us answer it (etcd's AddRemote)."""
@@ -220,25 +156,29 @@ class PeerApp:
         self.receive_snapshot = receive_snapshot
         self.members = members
         self.snapshot_dir = snapshot_dir
+        self._streams: set[asyncio.Task[Any]] = set()  # serving incoming streams
+        self._closing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
-        if path == "/raft/messages" and method == "POST":
-            body = await _read_all(receive)
-            messages = decode_messages(body)
-            if messages:
-                peer_metrics.RECEIVED_BYTES.labels(peer_metrics.peer_label(messages[0].frm)).inc(len(body))
-            if any(self.is_removed(msg.frm) for msg in messages):
+        if path == STREAM_PATH and method == "POST":
+            sender = self._sender_url(scope)
+            task = asyncio.current_task()
+            assert task is not None
+            self._streams.add(task)
+            try:
+                await receive_stream(receive, send, lambda body: self._deliver(body, sender),
+                                     lambda: self._closing)
+            finally:
+                self._streams.discard(task)
+        elif path == MESSAGES_PATH and method == "POST":
+            # One batch per request: what a member without streams sends.
+            if self._deliver(await _read_all(receive), self._sender_url(scope)):
+                await _reply(send, 204, b"")
+            else:
                 await _reply(send, 410, b"the member has been permanently removed from the cluster\n")
-                return
-            sender = parse_qs(scope.get("query_string", b"").decode()).get("from")
-            if sender and messages and self.add_remote is not None:
-                self.add_remote(messages[0].frm, sender[0])
-            for msg in messages:
-                self.step(msg)
-            await _reply(send, 204, b"")
         elif path == "/raft/snapshot" and method == "POST":
             await self._snapshot(receive, send)
         elif path == "/raft/members" and method == "GET":
@@ -253,6 +193,32 @@ class PeerApp:
             await self.client_app(scope, receive, send)  # another member asks the leader (leader_forward)
         else:
             await _reply(send, 404, b"404 page not found\n")
+
+    def close(self) -> None:
+        """End the incoming streams: a stopping server otherwise waits for them (they never end on
+        their own) until its graceful-shutdown timeout."""
+        self._closing = True
+        for task in self._streams:
+            task.cancel()
+
+    @staticmethod
+    def _sender_url(scope: Scope) -> str | None:
+        sender = parse_qs(scope.get("query_string", b"").decode()).get("from")
+        return sender[0] if sender else None
+
+    def _deliver(self, body: bytes, sender_url: str | None) -> bool:
+        """Step one batch of messages; False (nothing stepped) if its sender was removed."""
+        messages = decode_messages(body)
+        if not messages:
+            return True
+        peer_metrics.RECEIVED_BYTES.labels(peer_metrics.peer_label(messages[0].frm)).inc(len(body))
+        if any(self.is_removed(msg.frm) for msg in messages):
+            return False
+        if sender_url and self.add_remote is not None:
+            self.add_remote(messages[0].frm, sender_url)
+        for msg in messages:
+            self.step(msg)
+        return True
 
     async def _snapshot(self, receive: Receive, send: Send) -> None:
         """Body: header length u32, the MsgSnap, then the database dump, spooled to a file."""
