@@ -15,8 +15,9 @@ the cluster removed gets REMOVED instead, then the end of the answer (etcd's 410
 
 Messages are written once: a frame that left may have been stepped even if its connection broke, and
 resending a batch of proposals would append them twice; Raft retransmits what was lost. Messages
-queued while the link is down wait, up to QUEUE_LIMIT, for the next connection; beyond, and when
-the connection fails, Raft is told the peer is unreachable (it probes instead of streaming appends).
+queued while the link is down wait, up to QUEUE_LIMIT, for the next connection; beyond, when the
+connection fails, and when the peer has not taken BUFFER_LIMIT bytes already written, they are dropped
+and Raft is told the peer is unreachable (it probes instead of streaming appends).
 A peer that answers 404 (an older member without streams) is sent one POST per batch instead.
 """
 
@@ -42,7 +43,7 @@ log = logging.getLogger("etcdpy.transport")
 STREAM_PATH = "/raft/stream"
 MESSAGES_PATH = "/raft/messages"
 QUEUE_LIMIT = 4096  # messages waiting for a connection
-BUFFER_LIMIT = 16 * 1024 * 1024  # bytes the socket has not taken yet: beyond, the peer is not reading
+BUFFER_LIMIT = 16 * 1024 * 1024  # bytes the socket has not taken yet: beyond, batches are dropped
 SEND_TIMEOUT = 5.0
 ACK_EVERY = 0.01
 RETRY_AFTER = 0.05  # a dead peer must not turn the dialling into a busy loop
@@ -117,10 +118,12 @@ class PeerSender:
                 self._task = self._loop.create_task(link)
             return  # the task sends what is pending once it can
         writer = conn.writer
-        if writer.transport.get_write_buffer_size() > BUFFER_LIMIT:
-            self._fail(HttpError("the peer is not reading its stream"))
-            return
         batch, self._pending = self._pending, []
+        if writer.transport.get_write_buffer_size() > BUFFER_LIMIT:
+            # The peer reads slower than we send (a follower catching up on large entries): drop the
+            # batch as etcd drops a message when its stream buffer is full, and let Raft probe.
+            self._unreachable(self.peer_id)
+            return
         body = encode_messages(batch)
         writer.write(b"%x\r\n%s%s\r\n" % (_LEN.size + len(body), _LEN.pack(len(body)), body))
         self._sent_bytes.inc(len(body))
