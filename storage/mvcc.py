@@ -75,6 +75,13 @@ def _read_u64(data: bytes | None) -> int:
     return _U64.unpack(data)[0] if data else 0
 
 
+# Current records of recently used keys, kept beside `latest`: a put reads its key's current version
+# before writing, and that RocksDB lookup with the record's decoding was ~4 µs of a put's ~13 µs apply
+# (every member applies every put). Bounded, and emptied when full, so memory stays flat in key count.
+LATEST_CACHE_KEYS = 32768
+_MISSING = object()
+
+
 class MVCCStore:
     """Owns the RocksDB database and the revision counters derived from it."""
 
@@ -87,6 +94,7 @@ class MVCCStore:
         # An open write group (see `group_batch`): its batch, and the latest records it holds.
         self._group: WriteBatch | None = None
         self._group_latest: dict[bytes, KeyValue | None] = {}
+        self._cache: dict[bytes, KeyValue | None] = {}  # see LATEST_CACHE_KEYS; None: no such key
         self._open()
 
     def _open(self) -> None:
@@ -96,6 +104,7 @@ class MVCCStore:
             os.rename(self.path + ".old", self.path)
         os.makedirs(self.path, exist_ok=True)
         self._size_cache = None
+        self._cache = {}  # a database swapped in (a snapshot) holds other records
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.create_missing_column_families(True)
@@ -157,8 +166,18 @@ class MVCCStore:
     def get(self, key: bytes) -> KeyValue | None:
         if self._group_latest and key in self._group_latest:
             return self._group_latest[key]
+        kv = self._cache.get(key, _MISSING)
+        if kv is not _MISSING:
+            return kv  # type: ignore[return-value]
         data = self.latest.get(key)
-        return encoding.decode_record(data) if data is not None else None
+        kv = encoding.decode_record(data) if data is not None else None
+        self._remember({key: kv})
+        return kv
+
+    def _remember(self, records: dict[bytes, KeyValue | None]) -> None:
+        if len(self._cache) >= LATEST_CACHE_KEYS:
+            self._cache.clear()
+        self._cache.update(records)
 
     def check_revision(self, rev: int, current: int) -> int:
         """Resolve a requested read revision (0 = current) or raise etcd's revision errors."""
@@ -176,9 +195,9 @@ class MVCCStore:
     def iter_latest(self, start: bytes, end: bytes) -> Iterator[KeyValue]:
         """Current KeyValues with start <= key < end (end b"" = just start, b"\\0" = to the end)."""
         if not end:
-            data = self.latest.get(start)
-            if data is not None:
-                yield encoding.decode_record(data)
+            kv = self.get(start)
+            if kv is not None:
+                yield kv
             return
         if end != GTE_RANGE_END and end <= start:
             return
@@ -269,6 +288,7 @@ class MVCCStore:
         if batch is self._group:
             if latest:
                 self._group_latest.update(latest)
+                self._remember(latest)  # before the group lands: nothing reads the store until then
         else:
             self.flush_group()
             meta = self.handles["meta"]
@@ -276,6 +296,8 @@ class MVCCStore:
             if revision != self.current_revision:
                 batch.put(META_CURRENT_REV, _u64(revision), meta)
             self._write(batch)
+            if latest:
+                self._remember(latest)
         self.applied_index = index
         self.current_revision = revision
 
