@@ -22,7 +22,7 @@ import orjson
 
 from etcdpy.bench.lua_script import RESULT_MARKER, LuaParams, render
 from etcdpy.bench.result import Result
-from etcdpy.bench.servers import cpu_seconds
+from etcdpy.bench.servers import process_cpu_seconds
 from etcdpy.bench.stats import Latency
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
@@ -106,7 +106,7 @@ def run(plan: WrkPlan, progress: ProgressFn | None = None, workload: str | None 
             time.sleep(0.1)
             for i, p in enumerate(procs):  # sampled while alive: /proc/<pid> goes away at exit
                 if p.popen.poll() is None:
-                    client_cpu[i] = max(client_cpu[i], cpu_seconds(p.popen.pid))
+                    client_cpu[i] = max(client_cpu[i], process_cpu_seconds(p.popen.pid))  # wrk forks nothing
             if progress is not None:
                 progress(sum(p.responses for p in procs), time.monotonic() - start)
             if plan.total is not None and not interrupted:
