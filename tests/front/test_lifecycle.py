@@ -52,6 +52,13 @@ def test_the_members_children_are_its_workers_and_they_accept(server: Server) ->
         assert len(held) == 1 and held[0] in workers
 
 
+def test_the_member_and_its_workers_run_under_batch_scheduling(server: Server) -> None:
+    """app/interpreter.py: a serving process woken by another's hand-off must not preempt it."""
+    for pid in (server.proc.pid, *workers_of(server, 2)):
+        assert os.sched_getscheduler(pid) == os.SCHED_BATCH, procs.cmdline(pid)
+    assert os.sched_getscheduler(0) != os.SCHED_BATCH  # set by the servers, not inherited from here
+
+
 def test_killed_workers_are_replaced(server: Server) -> None:
     old = workers_of(server, 2)
     for pid in old:
