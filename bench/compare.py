@@ -2,8 +2,10 @@
 
 Both servers are started once (fresh temp data dirs, the same flags) and the runs ALTERNATE
 etcd, etcdpy, etcd, etcdpy ... for --rounds so slow drifts of this noisy machine hit both equally;
-figures are medians across rounds. Each run also records the server's CPU time (utime+stime from
-/proc/<pid>/stat, the server's process tree) and its RSS at the end.
+figures are medians across rounds. While one server runs, the other is stopped (SIGSTOP): idle, it
+would still take CPU and wake up in the middle of the measured server's work. Each run also records
+the server's CPU time (utime+stime from /proc/<pid>/stat, the server's process tree) and its RSS at
+the end.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def _log(msg: str, quiet: bool) -> None:
 
 def run_compare(names: list[str], base: Spec, rounds: int = 3, cluster: int = 1,
                 servers: tuple[str, ...] = ("etcd", "etcdpy"), quiet: bool = False,
-                pause_s: float = 1.0, explicit_conns: bool = True
+                pause_s: float = 2.0, explicit_conns: bool = True
                 ) -> tuple[list[ScenarioOutcome], dict[str, str], list[str]]:
     scenarios = resolve(names, base, explicit_conns)
     start_errors: dict[str, str] = {}
@@ -122,6 +124,13 @@ def run_compare(names: list[str], base: Spec, rounds: int = 3, cluster: int = 1,
             for rnd in range(rounds):
                 for label, c in clusters.items():  # alternate servers inside every round
                     _log(f"[{oc.name}] round {rnd + 1}/{rounds} on {label}", quiet)
+                    for other in clusters.values():
+                        if other is not c:
+                            other.pause()
+                    c.resume()
+                    # Let the resumed servers settle (peers redial links that timed out while stopped)
+                    # and the last run's background work (fsync, compaction) finish.
+                    time.sleep(pause_s)
                     try:
                         cpu0 = c.cpu_seconds()
                         res = workloads.run(oc.spec, c.endpoints, show_progress=not quiet)
@@ -132,7 +141,6 @@ def run_compare(names: list[str], base: Spec, rounds: int = 3, cluster: int = 1,
                         _log(f"  failed: {oc.failures[label]}", quiet)
                     if not c.pids:
                         oc.failures[label] = oc.failures.get(label, "") + " (server process exited)"
-                    time.sleep(pause_s)  # let background work (fsync, compaction) settle
     finally:
         for c in clusters.values():
             c.stop()

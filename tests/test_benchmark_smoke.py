@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -169,12 +171,42 @@ def test_cli_json(server: Cluster, tmp_path: Path) -> None:
     assert set(data["latency_us"]) >= {"p50", "p90", "p99", "p99.9"}
 
 
-def test_compare_alternates_and_reports() -> None:
+def _states(endpoints: list[str]) -> set[str]:
+    """The run states (stat(5) field 3) of the server processes listening on `endpoints`."""
+    ports = {e.rsplit(":", 1)[1] for e in endpoints}
+    found = set()
+    for pid in os.listdir("/proc"):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")  # noqa: SIM115
+            stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+        except OSError:
+            continue
+        if any(arg.startswith(b"http://127.0.0.1:") and arg.rsplit(b":", 1)[1].decode() in ports
+               for arg in cmdline) and b"--listen-client-urls" in cmdline:
+            found.add(stat[stat.rindex(")") + 2])
+    return found
+
+
+def test_compare_alternates_and_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     base = spec("put", conns=4, total=200)
     servers = ("etcd", "etcdpy")
+    seen: list[tuple[set[str], set[str]]] = []  # per run: states of the server under test, of the other
+    real_run = workloads.run
+    endpoints: list[list[str]] = []
+
+    def run(s: Spec, eps: list[str], show_progress: bool = True) -> Any:
+        if eps not in endpoints:
+            endpoints.append(eps)
+        other = [e for e in endpoints if e != eps]
+        seen.append((_states(eps), _states(other[0]) if other else set()))
+        return real_run(s, eps, show_progress=show_progress)
+    monkeypatch.setattr(compare.workloads, "run", run)
     outcomes, start_errors, labels = compare.run_compare(["put-latency-1"], base, rounds=2, servers=servers,
                                                          quiet=True, pause_s=0.0)
     assert start_errors == {}
+    # The server not under test is stopped (T) for the run, the one under test is not.
+    assert len(seen) == 4 and all("T" not in mine for mine, _ in seen)
+    assert all(others == {"T"} for _, others in seen[1:])
     (oc,) = outcomes
     for label in labels:
         assert len(oc.runs[label]) == 2
