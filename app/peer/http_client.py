@@ -51,14 +51,19 @@ class HttpConn:
             raise HttpError("not connected")
         return self._writer
 
+    def abort(self) -> None:
+        """Drop the connection at once, without waiting for the other end (which may not be reading)."""
+        if self._writer is not None:
+            self._writer.transport.abort()
+        self._writer = None
+        self._reader = None
+
     async def close(self) -> None:
-        if self._writer is not None and self._ssl is not None:
+        if self._ssl is not None:
             # No TLS close_notify exchange: a peer that stopped answering (a partition that swallows
             # bytes) would hold this close, and the sender with it, for the TLS shutdown timeout (30 s).
             # HTTP framing already marks the end of every answer, so nothing is lost by cutting.
-            self._writer.transport.abort()
-            self._writer = None
-            self._reader = None
+            self.abort()
         if self._writer is not None:
             self._writer.close()
             try:

@@ -102,8 +102,8 @@ class PeerSender:
         if self._task is not None:
             self._task.cancel()
         self._drop_conn()
-        if self._posts is not None and self._posts._writer is not None:
-            self._posts._writer.transport.abort()
+        if self._posts is not None:
+            self._posts.abort()
 
     # ------------------------------------------------------------------ sending
 
@@ -125,6 +125,7 @@ class PeerSender:
             self._unreachable(self.peer_id)
             return
         body = encode_messages(batch)
+        # One HTTP/1.1 chunk holding one frame, formatted at once (no copy of the body to prefix it).
         writer.write(b"%x\r\n%s%s\r\n" % (_LEN.size + len(body), _LEN.pack(len(body)), body))
         self._sent_bytes.inc(len(body))
         if self._unacked_since is None:
@@ -246,8 +247,7 @@ class PeerSender:
         if self._conn is conn:
             self._conn = None
             self._unacked_since = None
-        if conn._writer is not None:
-            conn._writer.transport.abort()  # no orderly close: the peer may not be reading at all
+        conn.abort()  # no orderly close: the peer may not be reading at all
 
 
 async def receive_stream(receive: Receive, send: Send, on_batch: Callable[[bytes], bool],
