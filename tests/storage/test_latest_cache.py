@@ -94,3 +94,15 @@ def test_a_database_swapped_in_is_not_read_through_the_old_cache(store: MVCCStor
     kv = store.get(b"k")
     assert kv is not None and kv.value == b"leader's"
     assert store.get(b"only-leader") is not None
+
+
+def test_large_records_are_read_from_rocksdb_and_evict_the_smaller_one(store: MVCCStore) -> None:
+    put(store, b"k", b"small")
+    assert store.get(b"k") is not None and b"k" in store._cache
+    big = b"x" * (mvcc.CACHED_RECORD_BYTES + 1)
+    put(store, b"k", big, grouped=True)
+    store.flush_group()
+    assert b"k" not in store._cache  # a cache of 16,384 such records could hold gigabytes
+    kv = store.get(b"k")
+    assert kv is not None and kv.value == big and kv.version == 2
+    assert b"k" not in store._cache
