@@ -152,7 +152,6 @@ class PeerSender:
             status, _ = await asyncio.wait_for(conn.read_head(), SEND_TIMEOUT)
             if status == 404:
                 self._posts = HttpConn(self.url, self._ssl)  # an older member: no stream endpoint
-                self._conn = None
                 await conn.close()
                 self._task = None
                 if self._pending:
@@ -178,10 +177,7 @@ class PeerSender:
             self._drop_conn(conn)
             raise
         except _LINK_ERRORS as exc:
-            if self._conn is conn or self._conn is None:
-                self._fail(exc, conn)
-            else:
-                self._drop_conn(conn)
+            self._fail(exc, conn)
 
     async def _posting(self) -> None:
         """One POST per batch, each waiting for its answer: for a peer without the stream endpoint."""
