@@ -177,8 +177,8 @@ def _states(endpoints: list[str]) -> set[str]:
     found = set()
     for pid in os.listdir("/proc"):
         try:
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")  # noqa: SIM115
-            stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         if any(arg.startswith(b"http://127.0.0.1:") and arg.rsplit(b":", 1)[1].decode() in ports
